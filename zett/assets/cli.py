@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zett.assets.fetch import AssetError, fetch, get, is_cached, names
+from zett.assets.store import AssetError, fetch, get, is_cached, names
 from zett.assets.registry import REGISTRY
 
 

@@ -14,7 +14,7 @@ import re
 import struct
 from pathlib import Path
 
-from zett.assets.fetch import AssetError, get, path
+from zett.assets.store import AssetError, get, path
 
 SPLITS = ("train", "validation", "test")
 
@@ -139,7 +139,8 @@ def _chatterbot(root: Path) -> list[dict]:
             lines = [str(x) for x in (conv if isinstance(conv, list) else [conv]) if x is not None]
             if lines:
                 key = f"{f.parent.name}/{f.name}#{i}"
-                rows.append({"text": "\n".join(lines), "language": f.parent.name, "split": split_of(key, 0.1, 0.1)})
+                rows.append({"text": "\n".join(lines), "language": f.parent.name, "id": key,
+                             "split": split_of(key, 0.1, 0.1)})
     return rows
 
 

@@ -312,6 +312,7 @@ def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Pa
             _build(asset, tmp)
             files = _scan(tmp)
             (tmp / MANIFEST).write_text(json.dumps({"name": asset.name, "files": files}, indent=1))
+            tmp.chmod(0o755)  # mkdtemp makes it private
             if root.exists():
                 shutil.rmtree(root)
             os.replace(tmp, root)

@@ -1,0 +1,92 @@
+"""``ZettHypernetConfig``: the hypernetwork's widths plus a record of the base model it was built for."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+
+class ZettHypernetConfig(PretrainedConfig):
+    """Configuration of a :class:`~zett.models.ZettHypernet`.
+
+    Architecture fields:
+        hidden_size, intermediate_size, num_layers, num_heads: encoder widths (defaults: base width, 2x, 3, width//64).
+        max_pieces: longest surface form (base-tokenizer pieces per target token) the encoder accepts.
+        residual: predict ``FVT mean + correction`` (default, zero-initialised last layer) instead of the original
+            ZeTT head (pool position 0, affine output rescaler calibrated on anchor tokens).
+        pooling: ``"mean"`` (masked mean over pieces) or ``"first"`` (position 0); ``None`` picks by ``residual``.
+        predict_bias: add a per-token logit-bias head (for base models whose LM head has a bias, e.g. BERT).
+        n_fallback: learned rows for byte-fallback pieces (surface ids >= base vocab size), one per byte.
+
+    Base-model record (filled by ``ZettHypernet.from_base_model``; used by ``check_compatible``):
+        base_model_name, base_model_type, base_hidden_size, base_vocab_size, base_tied, base_has_bias,
+        base_fingerprint (a few float statistics of the base embedding matrix).
+    """
+
+    model_type = "zett_hypernet"
+
+    def __init__(
+        self,
+        hidden_size: int = 576,
+        intermediate_size: int | None = None,
+        num_layers: int = 3,
+        num_heads: int | None = None,
+        max_pieces: int = 7,
+        residual: bool = True,
+        pooling: str | None = None,
+        predict_bias: bool = False,
+        n_fallback: int = 256,
+        layer_norm_eps: float = 1e-6,
+        initializer_range: float = 0.02,
+        base_model_name: str | None = None,
+        base_model_type: str | None = None,
+        base_hidden_size: int = 576,
+        base_vocab_size: int = 0,
+        base_tied: bool = True,
+        base_has_bias: bool = False,
+        base_fingerprint: list[float] | None = None,
+        **kwargs,
+    ):
+        self.hidden_size = hidden_size
+        self.intermediate_size = intermediate_size or 2 * hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads or max(1, hidden_size // 64)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hypernet hidden_size={hidden_size} is not divisible by num_heads={self.num_heads}; "
+                             "choose num_heads that divides hidden_size")
+        self.max_pieces = max_pieces
+        self.residual = residual
+        self.pooling = pooling or ("mean" if residual else "first")
+        if self.pooling not in ("mean", "first"):
+            raise ValueError(f"hypernet pooling={pooling!r} is unknown; use 'mean' or 'first'")
+        self.predict_bias = predict_bias
+        self.n_fallback = n_fallback
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.base_model_name = base_model_name
+        self.base_model_type = base_model_type
+        self.base_hidden_size = base_hidden_size
+        self.base_vocab_size = base_vocab_size
+        self.base_tied = base_tied
+        self.base_has_bias = base_has_bias
+        self.base_fingerprint = list(base_fingerprint) if base_fingerprint is not None else None
+        super().__init__(**kwargs)
+
+    @property
+    def source_dim(self) -> int:
+        """Width of one source-embedding row: d (tied base) or 2d (untied: input ‖ output)."""
+        return self.base_hidden_size * (1 if self.base_tied else 2)
+
+    def describe_base(self) -> str:
+        tied = "tied" if self.base_tied else "untied"
+        fp = fingerprint_hex(self.base_fingerprint)
+        return (f"{self.base_model_name or '?'} ({self.base_model_type}, hidden {self.base_hidden_size}, "
+                f"vocab {self.base_vocab_size}, {tied}, embeddings {fp})")
+
+
+def fingerprint_hex(stats: list[float] | None) -> str:
+    """A short printable id for a fingerprint (display only; comparison uses a tolerance)."""
+    if not stats:
+        return "<no fingerprint>"
+    import hashlib
+
+    return hashlib.sha1(",".join(f"{s:.2e}" for s in stats).encode()).hexdigest()[:10]
