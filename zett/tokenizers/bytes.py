@@ -191,3 +191,15 @@ def byte_vocab(tokenizer) -> list[bytes | None]:
         if i < len(out):
             out[i] = None
     return out
+
+
+def missing_bytes(tokenizer) -> list[int]:
+    """Byte values a byte-level tokenizer has no vocabulary entry for (it silently drops them when encoding;
+    SmolLM2 lacks 21, e.g. 0x04 and 0xF1-0xFF). Empty for other styles (their fallback is UNK or ``<0xNN>``)."""
+    from zett.tokenizers.load import load_tokenizer
+
+    backend = load_tokenizer(tokenizer).backend_tokenizer
+    if tokenizer_style(backend).kind != "byte_level":
+        return []
+    vocab = backend.get_vocab(with_added_tokens=False)
+    return [b for b, c in enumerate(byte_to_char()) if c not in vocab]

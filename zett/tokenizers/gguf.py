@@ -11,6 +11,26 @@ from pathlib import Path
 
 # llama.cpp token types (gguf.TokenType): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
 _CONTROL, _USER_DEFINED = 3, 4
+_IGNORE_MERGES_PRE = {"llama-bpe", "llama3"}
+
+# Pretokenizers transformers' GGUF converter approximates with plain GPT-2 ByteLevel, although the original
+# tokenizers (and llama.cpp) split differently: StarCoder/Refact split every digit (Unicode numbers like "½"
+# included), DeepSeek-Coder splits newlines, letters, punctuation, CJK runs and digits first.
+_DIGITS_PRE = {"starcoder", "refact"}
+_DEEPSEEK_CODER_SPLITS = (r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", r"\p{N}")
+
+
+def _fix_pretokenizer(backend, pre_type: str | None) -> None:
+    from tokenizers import Regex, pre_tokenizers
+
+    if pre_type in _DIGITS_PRE:
+        backend.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    elif pre_type == "deepseek-coder":
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(p), behavior="isolated") for p in _DEEPSEEK_CODER_SPLITS]
+            + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
 
 
 def _fields(path: Path) -> dict:
@@ -54,13 +74,21 @@ def _bert_from_gguf(path: Path):
 def tokenizer_from_gguf(path: str | Path):
     """A ``PreTrainedTokenizerFast`` for a GGUF file's tokenizer metadata."""
     from transformers import PreTrainedTokenizerFast
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer, get_gguf_tokenizer
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+        convert_gguf_tokenizer,
+        get_gguf_tokenizer,
+    )
 
     path = Path(path)
     architecture, token_dict, token_config = get_gguf_tokenizer(str(path))
     if token_dict.get("tokenizer_type") == "bert" or architecture == "bert":
         return _bert_from_gguf(path)
     backend, _ = convert_gguf_tokenizer(architecture, token_dict)
+    if token_dict.get("pre_tokenizer_type") in _IGNORE_MERGES_PRE:
+        # Llama-3's BPE takes a pretoken that is itself a vocabulary entry whole (HF's tokenizer.json sets
+        # ignore_merges); transformers' GGUF converter leaves it off, which splits e.g. "Việt" differently.
+        backend.model.ignore_merges = True
+    _fix_pretokenizer(backend, token_dict.get("pre_tokenizer_type"))
     specials = {k: v for k, v in token_config.items() if k.endswith("_token") and v is not None}
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, **specials)
     if token_config.get("chat_template"):
