@@ -38,7 +38,7 @@ class LMScore:
         return self.n_text_bytes / max(self.n_text_tokens, 1)
 
     def __add__(self, other: LMScore) -> LMScore:
-        return LMScore(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+        return LMScore(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self):
         return (self.nll_bits, self.n_bytes, self.n_tokens, self.n_text_bytes, self.n_text_tokens)

@@ -248,5 +248,5 @@ def fingerprint(source: torch.Tensor) -> list[float]:
     different for any two real base models. Compared with a relative tolerance, not for equality."""
     x = source.detach().to(torch.float64)
     head, tail = x[:64], x[-64:]
-    return [round(float(v), 6) for v in (x.mean(), x.std(), x.abs().mean(), head.mean(), head.abs().mean(),
+    return [float(f"{float(v):.6g}") for v in (x.mean(), x.std(), x.abs().mean(), head.mean(), head.abs().mean(),
                                          tail.mean(), tail.abs().mean(), x[:, 0].mean(), x[:, -1].mean())]

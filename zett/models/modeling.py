@@ -20,7 +20,7 @@ from transformers import PreTrainedModel
 from zett.models import adapter
 from zett.models.configuration import ZettHypernetConfig, fingerprint_hex
 from zett.models.layers import EncoderLayer, ProjectorBlock, Rescaler
-from zett.models.pieces import base_piece_mask, copy_special_rows, fvt_mean
+from zett.models.pieces import copy_special_rows, fvt_mean
 
 
 class HypernetMismatchError(ValueError):
@@ -117,9 +117,10 @@ class ZettHypernet(PreTrainedModel):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             model = cls(config)
-        source = adapter.source_embeddings(base_model).float()
+        # built and calibrated on the CPU whatever the base's device; move it with .to(device) afterwards
+        source = adapter.source_embeddings(base_model).float().cpu()
         bias = adapter.output_bias(base_model) if config.predict_bias else None
-        model.calibrate(source, None if bias is None else bias.detach().float(), seed=seed)
+        model.calibrate(source, None if bias is None else bias.detach().float().cpu(), seed=seed)
         return model.eval()
 
     @torch.no_grad()
@@ -269,6 +270,16 @@ class ZettHypernet(PreTrainedModel):
         h, i = c.hidden_size, c.intermediate_size
         per_layer = 4 * h * h + 2 * h * i
         return 2 * (c.source_dim * h + 2 * h * i + c.num_layers * per_layer)
+
+    def forward_flops(self, n_positions: int, n_tokens: int, n_pairs: int = 0) -> int:
+        """Matmul FLOPs of one forward pass over ``n_tokens`` tokens padded to ``n_positions`` piece positions in
+        total, with ``n_pairs`` = sum over tokens of width**2 (attention score pairs; 0 to leave them out)."""
+        c = self.config
+        h, i, d = c.hidden_size, c.intermediate_size, c.base_hidden_size
+        n_heads_out = 1 + (self.output_head is not None)
+        per_token = n_heads_out * 2 * (2 * h * i + h * d) + (2 * h if self.bias_head is not None else 0)
+        attention = c.num_layers * 2 * 2 * h * n_pairs
+        return n_positions * self.num_flops_per_piece() + n_tokens * per_token + attention
 
 
 def fingerprints_match(a: list[float], b: list[float], rtol: float = 1e-2) -> bool:

@@ -1,0 +1,31 @@
+"""Sanity against published measurements (offline-assets.md §5.1): SmolLM2-135M on Botchan, original vs FVT.
+
+§5.1 (first 12,000 characters, context 512): original 1.258 bits/byte, FVT gpt2 1.367, FVT starcoder 1.785. Here
+~6,000 characters of the same test chapter, so the bounds are loose.
+"""
+
+import math
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from zett.cli.eval import CONFIG_DIR, evaluate
+
+pytestmark = pytest.mark.slow
+
+
+def test_smollm2_botchan_original_and_fvt_gpt2(tmp_path):
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("eval", overrides=[
+            "base_model=smollm2-135m", "targets=[gpt2]", "corpora=[botchan]", "methods=[original,fvt]",
+            "max_bytes=6000", "max_length=512", f"output_dir={tmp_path}", "progress=false", "device=cpu"])
+    records = evaluate(cfg)
+    by = {r["method"]: r for r in records}
+    original, fvt = by["original"]["bits_per_byte"], by["fvt"]["bits_per_byte"]
+    assert by["original"]["tokenizer"] == "smollm2-135m" and by["fvt"]["tokenizer"] == "gpt2"
+    assert by["original"]["n_text_bytes"] == by["fvt"]["n_text_bytes"] == 6000
+    assert math.isfinite(original) and 0.8 < original < 1.5
+    assert original + 0.02 <= fvt <= original + 0.4
+    # both byte-level BPEs of ~50k tokens compress English prose about equally (§5.1: 3,054 vs 3,045 tokens)
+    assert by["fvt"]["bytes_per_token"] == pytest.approx(by["original"]["bytes_per_token"], rel=0.1)
+    assert by["fvt"]["delta_bits_per_byte"] == pytest.approx(fvt - original)

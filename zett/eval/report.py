@@ -1,0 +1,130 @@
+"""Evaluation outputs: ``results.json``, ``results.csv``, a markdown table and a grouped-bar PNG.
+
+A record is one (method, tokenizer, corpus[, language]) measurement: ``bits_per_byte``, ``bytes_per_token``,
+``n_bytes``, ``n_tokens`` and more. Table rows are tokenizer x method, columns are corpora (``corpus:language``
+for multilingual corpora, or just the language when a single corpus is multilingual). The ``original`` method
+with the base tokenizer is the reference row; every other cell shows its delta against it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+COLUMNS = ("method", "tokenizer", "corpus", "language", "bits_per_byte", "bytes_per_token", "delta_bits_per_byte",
+           "n_bytes", "n_tokens", "n_text_bytes", "n_text_tokens", "nll_bits", "vocab_size", "seconds")
+
+
+def column_key(record: dict, single_corpus: bool = False) -> str:
+    lang = record.get("language")
+    if lang is None:
+        return record["corpus"]
+    return lang if single_corpus else f"{record['corpus']}:{lang}"
+
+
+def _row_key(record: dict) -> tuple[str, str]:
+    return record["tokenizer"], record["method"]
+
+
+def add_deltas(records: list[dict]) -> list[dict]:
+    """Set ``delta_bits_per_byte`` (vs the ``original`` record on the same corpus and language) in place."""
+    ref = {(r["corpus"], r.get("language")): r["bits_per_byte"] for r in records if r["method"] == "original"}
+    for r in records:
+        base = ref.get((r["corpus"], r.get("language")))
+        r["delta_bits_per_byte"] = None if base is None else r["bits_per_byte"] - base
+    return records
+
+
+def _layout(records: list[dict]):
+    corpora_with_lang = {r["corpus"] for r in records if r.get("language") is not None}
+    single = len({r["corpus"] for r in records}) == 1 and len(corpora_with_lang) == 1
+    cols: list[str] = []
+    rows: list[tuple[str, str]] = []
+    for r in records:
+        c = column_key(r, single)
+        if c not in cols:
+            cols.append(c)
+        if _row_key(r) not in rows:
+            rows.append(_row_key(r))
+    rows.sort(key=lambda k: (0 if k[1] == "original" else 1))  # reference row first, otherwise keep run order
+    cells = {(_row_key(r), column_key(r, single)): r for r in records}
+    return rows, cols, cells
+
+
+def markdown_table(records: list[dict], metric: str = "bits_per_byte", digits: int = 3) -> str:
+    """A markdown table of ``metric`` (rows tokenizer x method, columns corpora); bits per byte cells carry the
+    delta against ``original``."""
+    rows, cols, cells = _layout(records)
+    lines = ["| tokenizer | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for key in rows:
+        out = []
+        for c in cols:
+            r = cells.get((key, c))
+            if r is None or r.get(metric) is None:
+                out.append("–")
+                continue
+            v = f"{r[metric]:.{digits}f}"
+            d = r.get("delta_bits_per_byte") if metric == "bits_per_byte" else None
+            if d is not None and r["method"] != "original":
+                v += f" ({d:+.{digits}f})"
+            out.append(v)
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(records: list[dict], title: str = "Zero-shot tokenizer transfer") -> str:
+    return (f"# {title}\n\n## Bits per byte (lower is better; in brackets: change against `original`)\n\n"
+            f"{markdown_table(records, 'bits_per_byte')}\n\n"
+            f"## Bytes per token (higher = shorter sequences)\n\n{markdown_table(records, 'bytes_per_token', 2)}\n")
+
+
+def plot(records: list[dict], path: str | Path, metric: str = "bits_per_byte") -> Path:
+    """Grouped bars: one group per corpus (column), one bar per tokenizer/method row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols, cells = _layout(records)
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 + len(cols) * (0.5 + 0.25 * len(rows))), 4.0))
+    for i, key in enumerate(rows):
+        xs, ys = [], []
+        for j, c in enumerate(cols):
+            r = cells.get((key, c))
+            if r is not None and r.get(metric) is not None and math.isfinite(r[metric]):
+                xs.append(j - 0.4 + width * (i + 0.5))
+                ys.append(r[metric])
+        label = key[1] if key[1] == "original" else f"{key[0]} / {key[1]}"
+        bars = ax.bar(xs, ys, width=width, label=label)
+        if len(rows) * len(cols) <= 40:  # values stay legible
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=30 if len(cols) > 6 else 0)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_title(f"{metric.replace('_', ' ')} by corpus")
+    ax.legend(fontsize="small", ncols=1 + len(rows) // 8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_results(records: list[dict], output_dir: str | Path, plot_png: bool = True) -> dict[str, Path]:
+    """Write results.json, results.csv, results.md and results.png into ``output_dir``; returns their paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    add_deltas(records)
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "markdown": out / "results.md"}
+    paths["json"].write_text(json.dumps(records, indent=2) + "\n")
+    with paths["csv"].open("w", newline="") as f:
+        extra = [k for r in records for k in r if k not in COLUMNS]
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS) + sorted(set(extra)))
+        writer.writeheader()
+        writer.writerows(records)
+    paths["markdown"].write_text(report_markdown(records))
+    if plot_png and records:
+        paths["png"] = plot(records, out / "results.png")
+    return paths

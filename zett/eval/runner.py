@@ -1,0 +1,215 @@
+"""Evaluate zero-shot tokenizer transfer: base model x target tokenizers x methods x corpora -> records.
+
+The base model is loaded once; every (target, method) pair goes through ``zett.transfer`` in memory (the base is
+never modified: a fingerprint of its embeddings is checked after every transfer) and is scored on exactly the same
+texts (``zett.eval.texts``) with ``zett.eval.metrics.score_texts`` (BOS context and sliding-window conventions are
+documented there). ``original`` is the base model with its own tokenizer: the reference row.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from zett.eval.metrics import score_texts
+from zett.eval.texts import MULTILINGUAL, corpus_label, eval_texts
+
+log = logging.getLogger(__name__)
+
+METHODS = ("original", "hypernet", "fvt", "lexical", "random", "focus")
+
+
+class EvalConfigError(ValueError):
+    """An evaluation request that cannot run; the message names the setting and the fix."""
+
+
+@dataclass
+class ScoreSettings:
+    """How texts are scored (see ``zett.eval.metrics``)."""
+
+    max_length: int = 512  # tokens per window
+    stride: int | None = None  # tokens a window advances (default max_length // 2)
+    batch_size: int = 8
+    prefix: str = "bos"  # context token before each document: bos (else eos) | eos | none | a token string
+
+
+@dataclass
+class FocusSettings:
+    """Training text and options for the FOCUS auxiliary embeddings (``zett.transfer.focus``)."""
+
+    corpora: list[str] | None = None  # train-split corpora; None = the evaluated corpora
+    max_bytes: int = 300_000
+    options: dict = field(default_factory=lambda: {"dim": 64, "epochs": 5})
+
+
+def label(spec) -> str:
+    """Short display name of a model/tokenizer spec: asset names stay, paths become their file/dir name."""
+    if not isinstance(spec, str | Path):
+        return str(getattr(spec, "name_or_path", "") or type(spec).__name__)
+    p = Path(str(spec))
+    return p.stem if (p.suffix or "/" in str(spec)) else str(spec)
+
+
+def _fingerprint(model) -> tuple:
+    from zett.models import adapter
+
+    e_in, e_out = adapter.input_embeddings(model), adapter.output_embeddings(model)
+    return (tuple(e_in.shape), e_in.data_ptr(), float(e_in.detach().double().sum()),
+            float(e_out.detach().double().sum()), getattr(model.config, "vocab_size", None))
+
+
+def text_sets(corpora: list[str], languages: list[str] | None, max_bytes: int | None, split: str = "test",
+              doc_bytes: int = 4096, parallel: bool = True) -> dict[tuple[str, str | None], list[str]]:
+    """(corpus label, language) -> evaluation documents, identical for every tokenizer and method."""
+    out = {}
+    for corpus in corpora:
+        multilingual = corpus in MULTILINGUAL
+        for lang in (languages or [None]) if multilingual else [None]:
+            if multilingual and lang is None:
+                raise EvalConfigError(f"corpus {corpus!r} is multilingual; set languages=[en,de,fr,...]")
+            texts = eval_texts(corpus, max_bytes, split=split, language=lang, languages=languages,
+                               doc_bytes=doc_bytes, parallel=parallel)
+            if not texts:
+                raise EvalConfigError(f"corpus {corpus!r} (language {lang}, split {split}) gave no text; "
+                                      "choose another split/language or raise max_bytes")
+            out[(corpus_label(corpus), lang)] = texts
+    return out
+
+
+def focus_texts(settings: FocusSettings, corpora: list[str], languages: list[str] | None) -> list[str]:
+    """FOCUS training text: the ``train`` split of each corpus, ``max_bytes`` shared equally between them."""
+    names = settings.corpora or corpora
+    parts = []
+    for corpus in names:
+        for lang in (languages or [None]) if corpus in MULTILINGUAL else [None]:
+            parts.append((corpus, lang))
+    share = settings.max_bytes // max(len(parts), 1)
+    texts = []
+    for corpus, lang in parts:
+        texts += eval_texts(corpus, share, split="train", language=lang, languages=None, parallel=False)
+    return texts
+
+
+def score_record(model, tokenizer, texts: list[str], settings: ScoreSettings, progress: bool = False) -> dict:
+    """One measurement: bits per byte, bytes per token and the raw counts behind them."""
+    prefix = settings.prefix
+    if prefix == "bos" and tokenizer.bos_token_id is None and tokenizer.eos_token_id is None:
+        log.warning("tokenizer %s has neither BOS nor EOS; scoring without a context token (prefix='none')",
+                    label(tokenizer))
+        prefix = "none"
+    t0 = time.perf_counter()
+    s = score_texts(model, tokenizer, texts, max_length=settings.max_length, stride=settings.stride,
+                    batch_size=settings.batch_size, prefix=prefix, progress=progress)
+    return {"bits_per_byte": s.bits_per_byte, "bytes_per_token": s.bytes_per_token, "n_bytes": s.n_bytes,
+            "n_tokens": s.n_tokens, "n_text_bytes": s.n_text_bytes, "n_text_tokens": s.n_text_tokens,
+            "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[str], *, base_tokenizer=None,
+                   base_label: str | None = None,
+                   languages: list[str] | None = None, max_bytes: int | None = 20_000, split: str = "test",
+                   doc_bytes: int = 4096, parallel: bool = True, hypernet=None, hypernet_overrides: dict | None = None,
+                   focus: FocusSettings | None = None, score: ScoreSettings | None = None, device: str = "auto",
+                   dtype: str = "float32", seed: int = 0, progress: bool = True) -> list[dict]:
+    """All measurements as a list of records (see ``zett.eval.report`` for the files written from them).
+
+    base_model / targets / base_tokenizer: asset names, local paths or loaded objects (a loaded base model is
+    moved to ``device``, never modified otherwise). base_label: the base's name in the records. hypernet: a directory
+    written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, or ``"untrained"`` (a fresh residual
+    hypernetwork, which reproduces FVT; for smoke tests).
+    """
+    from tqdm.auto import tqdm
+
+    from zett.tokenizers import load_tokenizer
+    from zett.transfer import load_model, transfer
+
+    score = score or ScoreSettings()
+    focus = focus or FocusSettings()
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise EvalConfigError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if not methods:
+        raise EvalConfigError("methods is empty; e.g. methods=[original,fvt]")
+    if any(m != "original" for m in methods) and not targets:
+        raise EvalConfigError("no target tokenizers: set targets=[gpt2,...] (or methods=[original] only)")
+    if "hypernet" in methods and hypernet is None:
+        raise EvalConfigError("method 'hypernet' needs hypernet_path=DIR (a trained hypernetwork directory, as "
+                              "written by zett-train) or hypernet_path=untrained")
+
+    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    dev = _resolve_device(device)
+    t0 = time.perf_counter()
+    base, _ = load_model(base_model, torch_dtype)
+    base = base.to(dev).eval()
+    base_tok = load_tokenizer(base_tokenizer if base_tokenizer is not None else
+                              (base_model if isinstance(base_model, str | Path) else base.name_or_path))
+    base_label = base_label or label(base_model if base_tokenizer is None or not isinstance(base_tokenizer, str)
+                                     else base_tokenizer)
+    log.info("loaded base model %s in %.1fs", base_label, time.perf_counter() - t0)
+    sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel)
+
+    hn = None
+    if "hypernet" in methods:
+        from zett.models import ZettHypernet
+        from zett.transfer import load_hypernet
+
+        if isinstance(hypernet, str) and hypernet == "untrained":
+            hn = ZettHypernet.from_base_model(base, seed=seed, **(hypernet_overrides or {}))
+        else:
+            hn = load_hypernet(hypernet)
+        hn.check_compatible(base)
+    aux_texts = focus_texts(focus, corpora, languages) if "focus" in methods else None
+
+    names = {id(t): label(t) for t in targets}
+    if len(set(names.values())) < len(targets):  # e.g. two different */tokenizer.json: fall back to full specs
+        names = {id(t): str(t) if isinstance(t, str | Path) else label(t) for t in targets}
+    jobs = [("original", None)] if "original" in methods else []
+    jobs += [(m, t) for t in targets for m in methods if m != "original"]
+    common = {"base_model": base_label, "split": split, "max_length": score.max_length,
+              "stride": score.stride or score.max_length // 2}
+    records = []
+    fingerprint = _fingerprint(base)
+    for method, target in tqdm(jobs, desc="evaluating", disable=not progress):
+        t1 = time.perf_counter()
+        if method == "original":
+            model, tok, name = base, base_tok, base_label
+        else:
+            kwargs = {}
+            if method == "hypernet":
+                kwargs["hypernet"] = hn
+            if method == "focus":
+                kwargs.update(texts=aux_texts, **focus.options)
+            model, tok = transfer(base, target, method=method, base_tokenizer=base_tok, seed=seed,
+                                  progress=progress, **kwargs)
+            model = model.to(dev).eval()
+            name = names[id(target)]
+            if _fingerprint(base) != fingerprint:
+                raise RuntimeError(f"zett.transfer(method={method!r}) modified the base model it was given; "
+                                   "this is a bug in zett.transfer (it must work on a copy)")
+        transfer_s = round(time.perf_counter() - t1, 3)
+        for (corpus, lang), texts in sets.items():
+            rec = {"method": method, "tokenizer": name, "corpus": corpus, "language": lang,
+                   "vocab_size": len(tok), **common, "transfer_seconds": transfer_s}
+            rec.update(score_record(model, tok, texts, score, progress))
+            records.append(rec)
+            log.info("%s / %s / %s%s: %.4f bits/byte, %.2f bytes/token", name, method, corpus,
+                     f":{lang}" if lang else "", rec["bits_per_byte"], rec["bytes_per_token"])
+        if model is not base:
+            del model
+            gc.collect()
+    return records
+
+
+__all__ = ["METHODS", "EvalConfigError", "FocusSettings", "ScoreSettings", "focus_texts", "label",
+           "run_evaluation", "score_record", "text_sets"]
