@@ -19,9 +19,24 @@ def _chunk_rows(n_vocab: int, chunk_size: int | None, max_chunk_elements: int) -
     return max(1, max_chunk_elements // max(1, n_vocab))
 
 
+def _no_autocast(device: torch.device):
+    # The softmax must run in float32 even inside a bf16 autocast region (a 32k-way logsumexp in bf16 is too coarse).
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, rows):
+        with _no_autocast(hidden.device):
+            return _ChunkedCrossEntropy._forward(ctx, hidden, weight, bias, targets, rows)
+
+    @staticmethod
+    def backward(ctx, grad_nll):
+        with _no_autocast(grad_nll.device):
+            return _ChunkedCrossEntropy._backward(ctx, grad_nll)
+
+    @staticmethod
+    def _forward(ctx, hidden, weight, bias, targets, rows):
         # hidden [N, d] (any float dtype), weight [V, d], bias [V] | None, targets [N] (IGNORE_INDEX = skip)
         n = hidden.shape[0]
         w = weight.float()
@@ -45,7 +60,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         return nll
 
     @staticmethod
-    def backward(ctx, grad_nll):  # grad_nll [N]
+    def _backward(ctx, grad_nll):  # grad_nll [N]
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         w = weight.float()
         b = bias.float() if ctx.has_bias else None

@@ -234,7 +234,7 @@ class HeldOutTexts:
     @classmethod
     def from_source(cls, name: str, source: TextSource, n: int, span_chars: int, separator: str = "\n\n"):
         if source.streaming:
-            docs = [r[source.text_column] for _, r in zip(range(max(n, 1) * 4), source.dataset)]
+            docs = [r[source.text_column] for _, r in zip(range(max(n, 1) * 4), source.dataset, strict=False)]
         else:
             docs = list(source.dataset[source.text_column])
         full = separator.join(d for d in docs if d)

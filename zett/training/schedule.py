@@ -25,7 +25,7 @@ class JoinedWarmupCosine:
         if warm and len(warm) not in (len(lrs), len(lrs) - 1):
             raise ValueError(f"scheduler.warmup_steps {warm} needs one boundary per learning rate {lrs} "
                              "(or one fewer: the last phase then starts without a warm-up)")
-        if any(b <= a for a, b in zip([0] + warm, warm)):
+        if any(b <= a for a, b in zip([0] + warm, warm, strict=False)):
             raise ValueError(f"scheduler.warmup_steps {warm} must be positive and strictly increasing")
         self.lrs, self.warm, self.total, self.alpha = lrs, warm, int(total_steps), float(alpha)
 

@@ -20,11 +20,12 @@ import torch
 @dataclass
 class VocabSelection:
     """ids [S] full-vocabulary ids in prediction order; remap [V] full id -> row in ``ids`` (0 when not selected);
-    buckets [n, 3] rows (start, end, pieces) over ``ids``."""
+    buckets [n, 3] rows (start, end, pieces) over ``ids``; logit_offset [S] or None (see ``select_vocab``)."""
 
     ids: torch.Tensor
     remap: torch.Tensor
     buckets: torch.Tensor
+    logit_offset: torch.Tensor | None = None
 
 
 def buckets_by_length(lengths: torch.Tensor, bucket: bool) -> torch.Tensor:
@@ -47,22 +48,36 @@ def select_vocab(lengths: torch.Tensor, special: torch.Tensor, used_ids: torch.T
 
     lengths [V] pieces per token; special [V] (>= 0 for special tokens); used_ids: ids occurring in the batch.
     Without ``n_subsample`` (or when it is >= V) every row is kept.
+
+    Subsampling makes the softmax run over a biased subset: every target is in it, but most competitors are not,
+    so an unconstrained model learns to raise all logits. Each uniformly sampled row therefore stands for
+    ``(V - forced) / sampled`` rows: ``logit_offset`` [S] adds the log of that weight to their logits (0 for the
+    batch's own tokens and specials), which makes the subset's partition function an unbiased estimate of the
+    full one (sampled softmax with a log-Q correction).
     """
     v = lengths.numel()
+    offset = None
     if n_subsample and n_subsample < v:
         keep = torch.zeros(v, dtype=torch.bool)
         if used_ids is not None:
             keep[used_ids[(used_ids >= 0) & (used_ids < v)]] = True
         keep |= special >= 0
+        forced = keep.clone()
         n_extra = int(n_subsample) - int(keep.sum())
         if n_extra > 0:
             rest = torch.nonzero(~keep).flatten()
             keep[rest[torch.randperm(rest.numel(), generator=generator)[:n_extra]]] = True
         ids = torch.nonzero(keep).flatten()
+        n_sampled = int(keep.sum() - forced.sum())
+        if n_sampled > 0:
+            weight = (v - int(forced.sum())) / n_sampled
+            offset = torch.where(forced[ids], 0.0, float(torch.tensor(weight).log()))
     else:
         ids = torch.arange(v)
     if bucket:
-        ids = ids[torch.argsort(lengths[ids], stable=True)]
+        order = torch.argsort(lengths[ids], stable=True)
+        ids = ids[order]
+        offset = None if offset is None else offset[order]
     remap = torch.zeros(v, dtype=torch.long)
     remap[ids] = torch.arange(ids.numel())
-    return VocabSelection(ids, remap, buckets_by_length(lengths[ids], bucket))
+    return VocabSelection(ids, remap, buckets_by_length(lengths[ids], bucket), offset)

@@ -1,0 +1,78 @@
+"""Load the frozen base model and its tokenizer from the ``base_model`` config.
+
+``name``: a zett asset (``smollm2-135m``, ``gemma3-270m``), a local Hugging Face directory, or (online only) a hub
+id; ``tiny-random`` builds a tiny random Llama with a tokenizer trained in memory (tests, debug runs: seconds).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class BaseModelError(ValueError):
+    """The configured base model cannot be loaded."""
+
+
+def _resolve(name: str, path: str | None) -> str:
+    if path:
+        p = Path(os.path.expanduser(str(path)))
+        if not p.exists():
+            raise BaseModelError(f"base_model.path {str(path)!r} does not exist; point it at a local Hugging Face "
+                                 "model directory (config.json + weights + tokenizer)")
+        return str(p)
+    from zett.assets import REGISTRY
+    from zett.assets import path as asset_path
+
+    names = set(REGISTRY) if isinstance(REGISTRY, dict) else {getattr(a, "name", None) for a in REGISTRY}
+    if name in names:
+        return str(asset_path(name))
+    if Path(os.path.expanduser(name)).exists():
+        return str(Path(os.path.expanduser(name)))
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise BaseModelError(f"base model {name!r} is neither a zett asset nor a local directory, and the hub is "
+                             "offline (HF_HUB_OFFLINE=1); give base_model.path=/path/to/model")
+    return name
+
+
+def tiny_random_base(vocab_size: int = 300, hidden_size: int = 32, layers: int = 2, tie: bool = True,
+                     corpus: str | None = None, seed: int = 0):
+    """A tiny random Llama and a byte-level BPE tokenizer trained in memory (on ``corpus``'s train split or
+    zett.testing's sample texts)."""
+    from zett.testing import SAMPLE_TEXTS, tiny_llama, train_tokenizer
+
+    texts = SAMPLE_TEXTS
+    if corpus:
+        from zett.assets import load_corpus
+
+        texts = [t[:20000] for t in load_corpus(corpus, "train")["text"][:200]]
+    tok = train_tokenizer(texts, vocab_size=vocab_size, kind="bpe")
+    model = tiny_llama(tok, hidden_size=hidden_size, layers=layers, tie=tie, seed=seed)
+    return model, tok
+
+
+def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: str = "float32",
+              tiny: dict | None = None, seed: int = 0):
+    """-> (model in eval mode with frozen weights, its tokenizer). kind: causal | masked."""
+    import torch
+
+    if name == "tiny-random":
+        model, tok = tiny_random_base(**(tiny or {}), seed=seed)
+    else:
+        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+        from zett.tokenizers import load_tokenizer
+
+        where = _resolve(name, path)
+        cls = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}.get(kind)
+        if cls is None:
+            raise BaseModelError(f"base_model.kind {kind!r} is not supported; use causal or masked")
+        torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": torch.float32}[dtype]
+        try:
+            model = cls.from_pretrained(where, dtype=torch_dtype)
+        except OSError as e:
+            raise BaseModelError(f"cannot load base model {name!r} from {where!r}: {e}") from e
+        tok = load_tokenizer(where)
+    model.eval()
+    model.requires_grad_(False)
+    return model, tok

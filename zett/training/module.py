@@ -1,0 +1,234 @@
+"""``ZettTrainingModule``: trains a hypernetwork against a frozen base language model.
+
+The base model is *not* a submodule: it never enters ``state_dict``, checkpoints, DDP/FSDP wrapping or the
+optimizer. It is held in ``self._frozen`` and moved to the module's device (bfloat16 on GPU, float32 on CPU by
+default) the first time a step needs it. Only the hypernetwork (and any parameters of loss terms) are trained.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from zett.training.chunked_ce import chunked_cross_entropy
+from zett.training.context import StepContext, plain_cross_entropy
+from zett.training.losses import LossTerm
+from zett.training.optim import build_optimizer
+from zett.training.schedule import build_scheduler
+
+LN2 = math.log(2.0)
+
+
+class ZettTrainingModule(pl.LightningModule):
+    """hypernet: a ``ZettHypernet`` built for ``base_model``; losses: name -> ``LossTerm``.
+
+    optimizer: kwargs of ``build_optimizer`` (weight_decay, betas, eps); scheduler: kwargs of ``build_scheduler``
+    (learning_rates, warmup_steps, total_steps, alpha). val_names: one name per validation dataloader.
+    base_dtype: "auto" (bfloat16 on GPU, float32 on CPU), "float32" or "bfloat16".
+    ce_max_chunk_elements: logits built at once by the chunked cross-entropy (memory bound).
+    """
+
+    def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
+                 scheduler: dict | None = None, objective: str = "clm", val_names: list[str] | None = None,
+                 base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0):
+        super().__init__()
+        from zett.models import adapter
+
+        if not losses:
+            raise ValueError("no loss terms configured; pick a loss config (loss=clm, clm_lexical or mlm)")
+        self.hypernet = hypernet
+        self.losses = nn.ModuleDict(losses)
+        self.optimizer_cfg, self.scheduler_cfg = dict(optimizer or {}), dict(scheduler or {})
+        self.objective, self.seed = objective, int(seed)
+        self.val_names = list(val_names or [])
+        self.base_dtype, self.ce_max_chunk_elements = base_dtype, int(ce_max_chunk_elements)
+        base_model.eval()
+        base_model.requires_grad_(False)
+        hypernet.check_compatible(base_model)
+        bias = adapter.output_bias(base_model)
+        # Held outside nn.Module registration on purpose (see module docstring).
+        self._frozen = {
+            "base": base_model,
+            "source": adapter.source_embeddings(base_model).float(),
+            "source_bias": None if bias is None else bias.detach().float(),
+        }
+        self.tied = adapter.is_tied(base_model)
+        cfg = base_model.config.get_text_config() if hasattr(base_model.config, "get_text_config") \
+            else base_model.config
+        self._logit_scale = getattr(cfg, "logit_scale", None)
+        self._softcap = getattr(cfg, "final_logit_softcapping", None)
+        self._val_embeddings: dict[int, tuple] = {}
+        self._val_sums: dict[int, torch.Tensor] = {}
+        self.val_history: list[dict] = []
+
+    # ------------------------------------------------------------------ frozen base
+    @property
+    def base_model(self):
+        self._place_frozen()
+        return self._frozen["base"]
+
+    @property
+    def source(self) -> torch.Tensor:
+        self._place_frozen()
+        return self._frozen["source"]
+
+    def _frozen_dtype(self) -> torch.dtype:
+        if self.base_dtype == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.base_dtype]
+
+    def _place_frozen(self) -> None:
+        # The first move may happen inside trainer.validate's inference mode; tensors created there could never
+        # take part in a backward pass, so the move always runs outside it.
+        with torch.inference_mode(False):
+            self._move_frozen()
+
+    def _move_frozen(self) -> None:
+        f, device = self._frozen, self.device
+        if f["source"].device != device:
+            f["source"] = f["source"].to(device)
+            if f["source_bias"] is not None:
+                f["source_bias"] = f["source_bias"].to(device)
+        base, dtype = f["base"], self._frozen_dtype()
+        p = next(base.parameters())
+        if p.device != device or p.dtype != dtype:
+            f["base"] = base.to(device=device, dtype=dtype)
+
+    def base_hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """inputs_embeds [B, T, d] (predicted rows) -> final hidden states [B, T, d] of the frozen base."""
+        from zett.models import adapter
+
+        base = self.base_model
+        dtype = next(base.parameters()).dtype
+        return adapter.hidden_states(base, inputs_embeds.to(dtype), attention_mask)
+
+    # ------------------------------------------------------------------ hypernetwork
+    def predict(self, surface_ids, surface_mask, special=None, buckets=None):
+        """Run the hypernetwork bucket by bucket (each with its own surface length).
+
+        surface_ids/surface_mask [S, L]; special [S]; buckets [n, 3] (start, end, pieces) or None.
+        -> E_in [S, d], E_out [S, d], bias [S] | None
+        """
+        source = self.source
+        source_bias = self._frozen["source_bias"]
+        if buckets is None or len(buckets) <= 1:
+            spans = [(0, surface_ids.shape[0], surface_ids.shape[1])]
+        else:
+            spans = [tuple(int(x) for x in row) for row in buckets.tolist()]
+        outs = []
+        for start, end, width in spans:
+            sp = None if special is None else special[start:end]
+            outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
+                                      special=sp, source_bias=source_bias))
+        if len(outs) == 1:
+            o = outs[0]
+            return o.input_embeddings, o.output_embeddings, o.bias
+        e_in = torch.cat([o.input_embeddings for o in outs])
+        e_out = e_in if self.tied else torch.cat([o.output_embeddings for o in outs])
+        bias = None if outs[0].bias is None else torch.cat([o.bias for o in outs])
+        return e_in, e_out, bias
+
+    def cross_entropy(self, hidden, weight, targets, bias) -> torch.Tensor:
+        """Per-position NLL [N] of targets under ``hidden @ weight.T + bias`` with the base's logit
+        post-processing."""
+        if self._softcap is not None:
+            return plain_cross_entropy(hidden, weight, targets, bias, self.base_model)
+        if self._logit_scale is not None:
+            hidden = hidden * self._logit_scale
+            bias = None if bias is None else bias * self._logit_scale
+        return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements)
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch, batch_idx):
+        self._record_sampler_state(batch.pop("sampler_state", None))
+        step = self.global_step
+        ctx = StepContext(self, batch, step)
+        total, logs = None, {}
+        for name, term in self.losses.items():
+            if not term.active(step) or term.weight == 0:
+                continue
+            value = term(ctx)
+            logs[f"train/{name}"] = value.detach()
+            total = term.weight * value if total is None else total + term.weight * value
+        if total is None:
+            raise ValueError(f"no loss term is active at step {step}; check loss.terms start_step/end_step")
+        if self.trainer.world_size > 1:
+            # Every rank must produce a gradient for every trainable parameter each step, or DDP's reducer
+            # stalls (a term may be inactive, a head unused this step). 0 * p keeps the values unchanged.
+            total = total + 0.0 * sum(p.reshape(-1)[0] for p in self.parameters() if p.requires_grad)
+        if not torch.isfinite(total.detach()):
+            raise FloatingPointError(
+                f"the training loss is {float(total)} at step {step} (terms: "
+                f"{ {k: float(v) for k, v in logs.items()} }); lower scheduler.learning_rates or check the data")
+        logs["train/loss"] = total.detach()
+        self.log_dict(logs, prog_bar=False, on_step=True, batch_size=batch["input_ids"].shape[0])
+        self.log("loss", total.detach(), prog_bar=True, logger=False)
+        self.log("train/vocab_rows", float(batch["surface_ids"].shape[0]), on_step=True)
+        return total
+
+    def _record_sampler_state(self, state) -> None:
+        if state and self._trainer is not None:
+            dm = getattr(self.trainer, "datamodule", None)
+            if dm is not None and hasattr(dm, "record_sampler_states"):
+                dm.record_sampler_states(state)
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_embeddings.clear()
+        self._val_sums.clear()
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        # The hypernetwork does not change during validation: predict each fixed vocabulary once.
+        if dataloader_idx not in self._val_embeddings:
+            self._val_embeddings[dataloader_idx] = self.predict(batch["surface_ids"], batch["surface_mask"],
+                                                                batch["special"], batch.get("buckets"))
+        ctx = StepContext(self, batch, self.global_step, embeddings=self._val_embeddings[dataloader_idx])
+        nll, count = ctx.token_nll()
+        sums = torch.stack([nll.sum().double(), count.double(), batch["n_bytes"].to(nll.device).double()])
+        self._val_sums[dataloader_idx] = self._val_sums.get(dataloader_idx, 0) + sums
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = {}
+        for idx in range(len(self.val_names)):
+            sums = self._val_sums.get(idx, torch.zeros(3, dtype=torch.float64, device=self.device))
+            sums = self.trainer.strategy.reduce(sums.to(self.device), reduce_op="sum")
+            nll, count, n_bytes = (float(x) for x in sums)
+            name = self.val_names[idx]
+            metrics[f"val/{name}/loss"] = nll / max(count, 1.0)
+            if self.objective == "clm":
+                metrics[f"val/{name}/bpb"] = nll / LN2 / max(n_bytes, 1.0)
+        if metrics:
+            bpb = [v for k, v in metrics.items() if k.endswith("/bpb")]
+            if bpb:
+                metrics["val/bpb"] = sum(bpb) / len(bpb)
+            self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
+            if not self.trainer.sanity_checking:
+                self.val_history.append({"step": int(self.global_step), **metrics})
+        self._val_embeddings.clear()
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        opt = build_optimizer(self, **self.optimizer_cfg)
+        sched = build_scheduler(opt, **self.scheduler_cfg)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    # ------------------------------------------------------------------ checkpoints / export
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Defensive: nothing of the frozen base may end up in a checkpoint.
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if not (k.startswith("hypernet.") or k.startswith("losses."))]:
+            del state[key]
+        checkpoint["zett"] = {"hypernet_config": self.hypernet.config.to_dict(), "val_history": self.val_history}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.val_history = list(checkpoint.get("zett", {}).get("val_history", []))
+
+    def export_hypernet(self, out_dir: str | Path) -> Path:
+        """Save the hypernetwork with ``save_pretrained`` (safetensors) into ``out_dir``."""
+        out_dir = Path(out_dir)
+        self.hypernet.save_pretrained(out_dir)
+        return out_dir

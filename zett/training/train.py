@@ -1,0 +1,159 @@
+"""``train(cfg)``: the whole training run from a composed Hydra config (``configs/train.yaml``).
+
+The CLI (``zett-train``, ``zett/cli/train.py``) is a thin ``@hydra.main`` around this function; tests call it with
+``hydra.compose``. The run directory is ``cfg.run_dir`` if set, else Hydra's output dir, else
+``outputs/train/<timestamp>``; it receives ``checkpoints/``, logs, ``hypernet/`` (the exported hypernetwork) and
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("zett.train")
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+def resolve_run_dir(cfg) -> Path:
+    if cfg.get("run_dir"):
+        return Path(str(cfg.run_dir)).expanduser().resolve()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return Path(HydraConfig.get().runtime.output_dir).resolve()
+    except ImportError:  # pragma: no cover
+        pass
+    return Path("outputs/train", datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+
+
+def _instantiate_all(node) -> list:
+    from hydra.utils import instantiate
+
+    if node is None:
+        return []
+    return [instantiate(v) for v in node.values() if v is not None]
+
+
+def params_digest(module: torch.nn.Module) -> str:
+    """sha256 over the parameters and buffers (names and exact bytes): equal digests = identical weights."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _export(trainer, module, out_dir: Path) -> Path | None:
+    """Save the trained hypernetwork (all ranks call this; rank 0 writes)."""
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    if isinstance(trainer.strategy, FSDPStrategy):
+        # Parameters are sharded: gather a full state dict (a collective), then rebuild a plain copy on rank 0.
+        state = trainer.strategy.lightning_module_state_dict()
+        if trainer.is_global_zero:
+            from zett.models import ZettHypernet
+
+            plain = ZettHypernet(module.hypernet.config)
+            plain.load_state_dict({k.removeprefix("hypernet."): v for k, v in state.items()
+                                   if k.startswith("hypernet.")})
+            plain.save_pretrained(out_dir)
+            return out_dir
+        return None
+    if trainer.is_global_zero:
+        return module.export_hypernet(out_dir)
+    return None
+
+
+def build(cfg, run_dir: Path):
+    """Instantiate (base model, tokenizer, module, datamodule, trainer) from ``cfg``."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from zett.models import ZettHypernet
+    from zett.training.base import load_base
+    from zett.training.module import ZettTrainingModule
+
+    pl.seed_everything(int(cfg.seed), workers=True)
+    bm = cfg.base_model
+    base, tokenizer = load_base(bm.name, bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
+                                OmegaConf.to_container(bm.tiny, resolve=True) if bm.get("tiny") else None,
+                                int(cfg.seed))
+    if cfg.get("init_hypernet"):
+        hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
+        hypernet.check_compatible(base)
+    else:
+        overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
+        hypernet = ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
+    hypernet.train()
+    max_pieces = int(hypernet.config.max_pieces)
+
+    factory = instantiate(cfg.tokenizer_sampler, _partial_=True)
+    objective = str(cfg.loss.objective)
+    datamodule = instantiate(cfg.data, base_tokenizer=tokenizer, sampler_factory=factory, objective=objective,
+                             seed=int(cfg.seed), max_pieces=max_pieces, _recursive_=False)
+    losses = {name: instantiate(term) for name, term in cfg.loss.terms.items() if term is not None}
+    scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
+    scheduler.setdefault("total_steps", int(cfg.trainer.max_steps))
+    module = ZettTrainingModule(
+        base, hypernet, losses, optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), scheduler=scheduler,
+        objective=objective, val_names=datamodule.val_names, base_dtype=str(bm.get("device_dtype", "auto")),
+        ce_max_chunk_elements=int(cfg.get("ce_max_chunk_elements", 1 << 24)), seed=int(cfg.seed))
+    loggers = _instantiate_all(cfg.get("logger"))
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
+    return base, tokenizer, module, datamodule, trainer
+
+
+def train(cfg) -> dict:
+    """Run training as configured; returns (and writes to ``<run_dir>/summary.json``) the run's summary."""
+    from omegaconf import OmegaConf
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    run_dir = resolve_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.set_struct(cfg, False)
+    cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
+    _, _, module, datamodule, trainer = build(cfg, run_dir)
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path and not Path(str(ckpt_path)).exists():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint of this run "
+                                "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
+    initial = None
+    if cfg.get("validate_at_start", True) and not ckpt_path and datamodule.val_names:
+        initial = trainer.validate(module, datamodule=datamodule, verbose=False)
+        initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+
+    exported = _export(trainer, module, run_dir / "hypernet") if cfg.get("export", True) else None
+    summary = {
+        "run_dir": str(run_dir),
+        "global_step": int(trainer.global_step),
+        "initial_validation": initial,
+        "validation_history": module.val_history,
+        "final_train_loss": float(trainer.callback_metrics["train/loss"])
+        if "train/loss" in trainer.callback_metrics else None,
+        "hypernet": str(exported) if exported else None,
+        "hypernet_digest": params_digest(module.hypernet),
+        "world_size": int(trainer.world_size),
+    }
+    if trainer.world_size > 1:
+        ranks = run_dir / "ranks"
+        ranks.mkdir(exist_ok=True)
+        (ranks / f"rank{trainer.global_rank}.json").write_text(json.dumps(
+            {"rank": trainer.global_rank, "global_step": summary["global_step"],
+             "hypernet_digest": summary["hypernet_digest"]}))
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        log.info("run finished: %s", json.dumps({k: summary[k] for k in ("global_step", "hypernet")}))
+    return summary
