@@ -7,6 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 DEB_PACKAGES := libglib2.0-data libgtk2.0-common iso-codes
 
 .PHONY: setup test test-fast bench demo lint clean
+DEMO := outputs/demo
 
 setup: $(VENV)/.installed
 
@@ -31,6 +32,17 @@ test-fast: setup
 
 bench: setup
 	@for f in benchmarks/*.py; do echo "# $$f" >&2; HF_HUB_OFFLINE=1 $(BIN)/python $$f || exit 1; done
+
+# The README's first command: train a hypernetwork for SmolLM2 on CPU, transfer, evaluate, print the table.
+demo: setup
+	$(BIN)/zett-assets fetch smollm2-135m gpt2 starcoder botchan stdlib-code
+	HF_HUB_OFFLINE=1 $(BIN)/zett-train experiment=demo hydra.run.dir=$(DEMO)/train
+	HF_HUB_OFFLINE=1 $(BIN)/zett-transfer target_tokenizer=gpt2 method=hypernet \
+		hypernet_path=$(DEMO)/train/hypernet output_dir=$(DEMO)/smollm2-gpt2
+	HF_HUB_OFFLINE=1 $(BIN)/zett-eval targets=[gpt2,starcoder] corpora=[botchan,stdlib-code] \
+		methods=[original,fvt,hypernet] hypernet_path=$(DEMO)/train/hypernet max_bytes=8000 output_dir=$(DEMO)/eval
+	@cat $(DEMO)/eval/results.md
+	@echo "plot: $(DEMO)/eval/results.png; transferred model: $(DEMO)/smollm2-gpt2; hypernetwork: $(DEMO)/train/hypernet"
 
 lint: setup
 	$(BIN)/ruff check zett tests benchmarks

@@ -12,6 +12,11 @@ Batch keys (S = selected vocabulary rows, L = surface length after trimming):
     *not* shifted), surface_ids [S, L], surface_mask [S, L], special [S] (base id to copy, else -1),
     buckets [n, 3] (start, end, pieces), vocab_size (int: size of the sampled vocabulary), domain (str),
     n_bytes (validation: UTF-8 bytes of the predicted tokens), sampler_state (sometimes; see ``state_every``).
+
+With a ``TeacherAligner`` (distillation losses, ``zett.training.distill``) a batch also holds the teacher's view of
+the same texts: teacher_input_ids / teacher_attention_mask [B, T_t] (base-tokenizer ids), student_space [S] (the
+selected row starts with whitespace or is special), alignment {mode: {"teacher": [B, T_t, C] bool, "student":
+[B, T, C] bool, "mask": [B, C] bool}} and alignment_bytes [2] (bytes aligned, bytes lost to a text mismatch).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 
 import torch
 
+from zett.training.alignment import MODES, TokenTable, align_batch, token_table
 from zett.training.chunked_ce import IGNORE_INDEX
 from zett.training.vocab import select_vocab
 
@@ -57,13 +63,58 @@ def mask_for_mlm(input_ids: torch.Tensor, attention_mask: torch.Tensor, is_speci
     return ids, labels
 
 
+class TeacherAligner:
+    """Encodes a batch's texts with the base tokenizer (the teacher's input) and aligns it with the student's
+    encoding, on the CPU inside the collator (``zett.training.alignment``).
+
+    modes: the chunk granularities the loss terms ask for; block_size: teacher tokens per text (the two sides
+    cover different byte lengths; only chunks inside both count).
+    """
+
+    def __init__(self, base_tokenizer, modes=("unconstrained",), block_size: int = 128):
+        bad = set(modes) - set(MODES)
+        if bad or not modes:
+            raise ValueError(f"alignment modes {sorted(bad) or list(modes)} are not supported; use {MODES}")
+        self.tokenizer, self.modes, self.block_size = base_tokenizer, tuple(modes), int(block_size)
+        self.table = token_table(base_tokenizer)
+        self._student: tuple[object, TokenTable] | None = None  # (tokenizer, table) of the last student
+
+    def student_table(self, tokenizer) -> TokenTable:
+        # A fixed (validation/test) tokenizer is seen batch after batch; a sampled one once.
+        if self._student is None or self._student[0] is not tokenizer:
+            self._student = (tokenizer, token_table(tokenizer))
+        return self._student[1]
+
+    def __call__(self, texts, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 vocab_ids: torch.Tensor) -> dict:
+        """input_ids / attention_mask [B, T]: the student's ids in its own vocabulary; vocab_ids [S]: the
+        vocabulary id of each selected row."""
+        t_ids, t_mask = encode_texts(self.tokenizer, texts, self.block_size)
+        s_table = self.student_table(tokenizer)
+        space = torch.from_numpy(s_table.starts_space | s_table.special)
+        out = {"teacher_input_ids": t_ids, "teacher_attention_mask": t_mask, "student_space": space[vocab_ids],
+               "alignment": {}}
+        stats = torch.zeros(2, dtype=torch.long)
+        for mode in self.modes:
+            al = align_batch(t_ids, t_mask, input_ids, attention_mask, self.table, s_table, mode)
+            a_t, a_s = al.matrices()
+            out["alignment"][mode] = {"teacher": a_t, "student": a_s, "mask": al.chunk_mask}
+            stats = torch.tensor([al.stats["aligned_bytes"], al.stats["mismatch_bytes"]])
+        out["alignment_bytes"] = stats
+        return out
+
+
 class _BatchBuilder:
     """Shared tail of both collators: labels, selection, remapping, surface-form trimming."""
 
     def __init__(self, block_size: int, max_pieces: int, n_subsample: int | None, bucket: bool, objective: str,
-                 mlm_probability: float):
+                 mlm_probability: float, teacher: TeacherAligner | None = None):
         if objective not in ("clm", "mlm"):
             raise ValueError(f"objective {objective!r} is not supported; use clm or mlm")
+        if teacher is not None and objective != "clm":
+            raise ValueError("distillation losses (alm, kl_aligned, latents) compare causal-LM predictions; "
+                             f"they need loss.objective=clm, not {objective!r}")
+        self.teacher = teacher
         self.block_size, self.max_pieces = int(block_size), int(max_pieces)
         self.n_subsample = int(n_subsample) if n_subsample else None
         self.bucket, self.objective, self.mlm_probability = bool(bucket), objective, float(mlm_probability)
@@ -100,6 +151,8 @@ class _BatchBuilder:
         }
         if selection.logit_offset is not None:
             batch["logit_offset"] = selection.logit_offset
+        if self.teacher is not None:
+            batch.update(self.teacher(texts, tokenizer, input_ids, attn, selection.ids))
         return batch, labels
 
 
@@ -109,15 +162,16 @@ class SampledTokenizerCollator(_BatchBuilder):
     sampler_factory(base_tokenizer, seed=...) -> TokenizerSampler (a ``functools.partial`` built from the
     ``tokenizer_sampler`` config). warmup_texts: domain -> texts pushed into a new sampler's queue (unless a saved
     state for that sampler is given). state_every: attach ``sampler_state`` to every n-th batch a worker produces
-    (so that checkpoints can hold the sampler state of DataLoader workers); 0 = never.
+    (so that checkpoints can hold the sampler state of DataLoader workers); 0 = never. teacher: a
+    ``TeacherAligner`` when distillation losses are on.
     """
 
     def __init__(self, base_tokenizer, sampler_factory: Callable, block_size: int = 128, max_pieces: int = 7,
                  n_subsample: int | None = None, bucket: bool = True, objective: str = "clm",
                  mlm_probability: float = 0.15, seed: int = 0, rank: int = 0,
                  warmup_texts: dict[str, list[str]] | None = None, state_every: int = 0,
-                 initial_states: dict[str, dict] | None = None):
-        super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability)
+                 initial_states: dict[str, dict] | None = None, teacher: TeacherAligner | None = None):
+        super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability, teacher)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.seed, self.rank = int(seed), int(rank)
         self.warmup_texts = warmup_texts or {}
@@ -176,10 +230,11 @@ class FixedTokenizerCollator(_BatchBuilder):
     """Validation collator for one fixed tokenizer (whole vocabulary, surface forms computed once)."""
 
     def __init__(self, tokenizer, base_tokenizer, block_size: int = 128, max_pieces: int = 7, bucket: bool = True,
-                 objective: str = "clm", mlm_probability: float = 0.15, seed: int = 0):
+                 objective: str = "clm", mlm_probability: float = 0.15, seed: int = 0,
+                 teacher: TeacherAligner | None = None):
         from zett.tokenizers import byte_vocab, surface_forms
 
-        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability)
+        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher)
         self.tokenizer = tokenizer
         self.sf = surface_forms(tokenizer, base_tokenizer, max_pieces)
         self.selection = select_vocab(self.sf.mask.sum(1), self.sf.special, None, None, bucket)

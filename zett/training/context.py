@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from zett.training.chunked_ce import IGNORE_INDEX, chunked_cross_entropy
+from zett.training.distill import sequence_logprobs
 
 
 class StepContext:
@@ -17,6 +18,12 @@ class StepContext:
     hidden      [B, T, d] frozen base-model hidden states on E_in[input_ids]
     token_nll() per-position NLL of the objective's targets and their count
     source      [N_base, d | 2d] base source embeddings; tied: bool
+
+    Distillation (batches from a collator with a ``TeacherAligner``; see ``zett.training.distill``):
+    alignment(mode)        (teacher [B, T_t, C], student [B, T, C], mask [B, C]) token-to-chunk matrices
+    teacher_hidden         [B, T_t, d] the frozen base on its own embeddings and tokenization (no grad)
+    teacher_logprobs(space) / student_logprobs(space)   (lp [B, T], space log-prob [B, T] | None)
+    teacher_logits_at(b, pos) [K, N_base] / student_logits_at(b, pos) [K, S] next-token logits at positions
     """
 
     def __init__(self, module, batch: dict, step: int, embeddings=None):
@@ -54,12 +61,78 @@ class StepContext:
         keep = labels != IGNORE_INDEX
         h = hidden.reshape(-1, hidden.shape[-1])[keep]  # drop padding before the expensive part
         targets = labels[keep]
-        _, e_out, bias = self.embeddings
-        offset = self.batch.get("logit_offset")  # sampled-softmax correction when the vocabulary is subsampled
-        if offset is not None:
-            bias = offset.to(e_out.dtype) if bias is None else bias + offset.to(bias.dtype)
+        e_out, bias = self.student_out()
         nll = self.module.cross_entropy(h, e_out, targets, bias)
         return nll, keep.sum()
+
+    def student_out(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Output rows [S, d] and logit bias [S] | None of the step's vocabulary, the bias including the
+        sampled-softmax correction when the vocabulary is subsampled."""
+        _, e_out, bias = self.embeddings
+        offset = self.batch.get("logit_offset")
+        if offset is not None:
+            bias = offset.to(e_out.dtype) if bias is None else bias + offset.to(bias.dtype)
+        return e_out, bias
+
+    # ------------------------------------------------------------------ distillation
+    def alignment(self, mode: str):
+        """-> (teacher [B, T_t, C], student [B, T, C], mask [B, C]) for chunk granularity ``mode``."""
+        al = self.batch.get("alignment")
+        if not al or mode not in al:
+            have = sorted(al) if al else []
+            raise KeyError(f"the batch has no {mode!r} alignment (has {have}); distillation terms need a collator "
+                           "built with a TeacherAligner for that mode (train() sets this up from loss.terms)")
+        a = al[mode]
+        return a["teacher"], a["student"], a["mask"]
+
+    @cached_property
+    def teacher_hidden(self) -> torch.Tensor:
+        # Same frozen weights, original embeddings: no second copy of the base model.
+        with torch.no_grad():
+            e_in = self.source[:, : self.module.hypernet.config.base_hidden_size]
+            return self.module.base_hidden(e_in[self.batch["teacher_input_ids"]],
+                                           self.batch["teacher_attention_mask"])
+
+    def _teacher_out(self):
+        d = self.teacher_hidden.shape[-1]
+        return (self.source if self.tied else self.source[:, d:]), self.module._frozen["source_bias"]
+
+    def teacher_logprobs(self, space: bool = False):
+        """Teacher token log-probs [B, T_t] (and space log-probs [B, T_t] when ``space``), no grad, cached."""
+        key = "_teacher_lp"
+        cached = self.__dict__.get(key)
+        if cached is None or (space and cached[1] is None):
+            weight, bias = self._teacher_out()
+            with torch.no_grad():
+                cached = sequence_logprobs(
+                    self.teacher_hidden, self.batch["teacher_input_ids"], self.batch["teacher_attention_mask"],
+                    weight, bias, self.module.teacher_space_mask() if space else None, self.module.logit_fn,
+                    self.module.ce_max_chunk_elements)
+            self.__dict__[key] = cached
+        return cached[0], (cached[1] if space else None)
+
+    def student_logprobs(self, space: bool = False):
+        """Student token log-probs [B, T] (and space log-probs when ``space``) over the step's vocabulary rows."""
+        key = "_student_lp"
+        cached = self.__dict__.get(key)
+        if cached is None or (space and cached[1] is None):
+            e_out, bias = self.student_out()
+            cached = sequence_logprobs(self.hidden, self.batch["input_ids"], self.batch["attention_mask"], e_out,
+                                       bias, self.batch["student_space"] if space else None, self.module.logit_fn,
+                                       self.module.ce_max_chunk_elements)
+            self.__dict__[key] = cached
+        return cached[0], (cached[1] if space else None)
+
+    def teacher_logits_at(self, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Teacher next-token logits at (row b, position pos) pairs: [K, N_base], no grad."""
+        weight, bias = self._teacher_out()
+        with torch.no_grad():
+            return self.module.full_logits(self.teacher_hidden[b, pos], weight, bias)
+
+    def student_logits_at(self, b: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Student next-token logits over the step's vocabulary rows: [K, S]."""
+        e_out, bias = self.student_out()
+        return self.module.full_logits(self.hidden[b, pos], e_out, bias)
 
     def shared_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of the selection that are one base token (not special, not a byte fallback) and their base ids."""

@@ -48,7 +48,8 @@ class ZettDataModule(pl.LightningDataModule):
                  n_vocab_subsample: int | None = None, bucket: bool = True, alpha: float = 0.0,
                  separator: str = "\n\n", monolingual: bool = True, num_workers: int = 0,
                  sampler_warmup_texts: int = 256, state_every: int = 50, seed: int = 0, base_tokenizer=None,
-                 sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15):
+                 sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15,
+                 alignment_modes: list[str] | None = None):
         super().__init__()
         self.source_specs = list(_plain(sources) or [])
         if not self.source_specs:
@@ -61,6 +62,9 @@ class ZettDataModule(pl.LightningDataModule):
         self.state_every, self.seed = int(state_every), int(seed)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.objective, self.mlm_probability = objective, float(mlm_probability)
+        # Chunk granularities the distillation terms need (train() collects them from loss.terms); none = no
+        # teacher encoding / alignment in the collator.
+        self.alignment_modes = tuple(alignment_modes or ())
         self.sources = None
         self.collator: SampledTokenizerCollator | None = None
         self._val: list[tuple[str, FixedTokenizerCollator, HeldOutTexts]] | None = None
@@ -138,13 +142,21 @@ class ZettDataModule(pl.LightningDataModule):
             self.collator = SampledTokenizerCollator(
                 self.base_tokenizer, self.sampler_factory, self.block_size, self.max_pieces,
                 self.n_vocab_subsample, self.bucket, self.objective, self.mlm_probability, self.seed, rank,
-                self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states)
+                self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
+                teacher=self._teacher())
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)
         return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
                                            num_workers=self.num_workers,
                                            persistent_workers=self.num_workers > 0)
+
+    def _teacher(self):
+        from zett.training.collator import TeacherAligner
+
+        if not self.alignment_modes:
+            return None
+        return TeacherAligner(self.base_tokenizer, self.alignment_modes, self.block_size)
 
     def val_dataloader(self):
         bs = int(self.validation.get("batch_size", self.batch_size))

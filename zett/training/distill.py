@@ -248,12 +248,14 @@ def latent_loss(h_t: torch.Tensor, h_s: torch.Tensor, a_t: torch.Tensor, a_s: to
 
 
 # ------------------------------------------------------------------------------------------ loss balancing
-def gradmag_weights(losses: list[torch.Tensor], params: list[torch.Tensor], eps: float = 1e-8) -> torch.Tensor:
+def gradmag_weights(losses: list[torch.Tensor], params: list[torch.Tensor], eps: float = 1e-8,
+                    reduce=None) -> torch.Tensor:
     """Weights that give every loss an equal gradient norm on ``params`` (the hypernetwork's last layer).
 
     w_k = 1 / (||∇_params L_k|| + eps), detached, normalised to sum 1; a loss with no gradient there gets 0
-    (it cannot be balanced and would otherwise take all the weight). Costs one extra backward per loss.
-    -> [K]
+    (it cannot be balanced and would otherwise take all the weight). Costs one extra backward per loss (from the
+    loss down to ``params`` only: the hypernetwork's body is not traversed). reduce: e.g. a mean over DDP ranks,
+    applied to the [K] norms so that every rank uses the same weights. -> [K]
     """
     params = [p for p in params if p.requires_grad]
     norms = []
@@ -265,6 +267,9 @@ def gradmag_weights(losses: list[torch.Tensor], params: list[torch.Tensor], eps:
         sq = sum(float(g.float().pow(2).sum()) for g in grads if g is not None)
         norms.append(math.sqrt(sq))
     norm = torch.tensor(norms, dtype=torch.float64)
+    if reduce is not None:
+        device = params[0].device if params else None
+        norm = reduce(norm.float().to(device)).double().cpu()
     w = torch.where(norm > 0, 1.0 / (norm + eps), torch.zeros_like(norm))
     if w.sum() == 0:
         w = torch.ones_like(w)

@@ -21,6 +21,7 @@ from zett.training.optim import build_optimizer
 from zett.training.schedule import build_scheduler
 
 LN2 = math.log(2.0)
+BALANCE_MODES = ("fixed", "gradmag")
 
 
 class ZettTrainingModule(pl.LightningModule):
@@ -30,16 +31,25 @@ class ZettTrainingModule(pl.LightningModule):
     (learning_rates, warmup_steps, total_steps, alpha). val_names: one name per validation dataloader.
     base_dtype: "auto" (bfloat16 on GPU, float32 on CPU), "float32" or "bfloat16".
     ce_max_chunk_elements: logits built at once by the chunked cross-entropy (memory bound).
+    balance: how the active terms combine: ``fixed`` (Σ weight · term) or ``gradmag`` (every term gets an equal
+    gradient norm at the hypernetwork's last layer, ``zett.training.distill.gradmag_weights``; the yaml weights
+    then multiply those balanced weights). base_tokenizer: the base model's tokenizer (distillation modes that
+    use the teacher's probability of a following whitespace/special token need it).
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
                  scheduler: dict | None = None, objective: str = "clm", val_names: list[str] | None = None,
-                 base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0):
+                 base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0,
+                 balance: str = "fixed", base_tokenizer=None):
         super().__init__()
         from zett.models import adapter
 
         if not losses:
             raise ValueError("no loss terms configured; pick a loss config (loss=clm, clm_lexical or mlm)")
+        if balance not in BALANCE_MODES:
+            raise ValueError(f"loss.balance={balance!r} is not supported; use one of {BALANCE_MODES}")
+        self.balance, self.base_tokenizer = balance, base_tokenizer
+        self._teacher_space: torch.Tensor | None = None
         self.hypernet = hypernet
         self.losses = nn.ModuleDict(losses)
         self.optimizer_cfg, self.scheduler_cfg = dict(optimizer or {}), dict(scheduler or {})
@@ -142,20 +152,76 @@ class ZettTrainingModule(pl.LightningModule):
             bias = None if bias is None else bias * self._logit_scale
         return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements)
 
+    def logit_fn(self, logits: torch.Tensor) -> torch.Tensor:
+        """The base's logit post-processing (Cohere's logit_scale, Gemma 2's soft-capping) on raw logits."""
+        if self._logit_scale is not None:
+            logits = logits * self._logit_scale
+        if self._softcap is not None:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def full_logits(self, hidden: torch.Tensor, weight: torch.Tensor, bias=None) -> torch.Tensor:
+        """hidden [K, d] -> post-processed float32 logits [K, V] (for few positions only)."""
+        logits = hidden.float() @ weight.float().T
+        return self.logit_fn(logits if bias is None else logits + bias.float())
+
+    def teacher_space_mask(self) -> torch.Tensor:
+        """[N_base] bool: base tokens that start with whitespace, and specials (ALM's space probability)."""
+        if self._teacher_space is None:
+            if self.base_tokenizer is None:
+                raise ValueError("this distillation mode needs the base tokenizer: pass base_tokenizer= to "
+                                 "ZettTrainingModule (train() does)")
+            from zett.training.alignment import token_table
+
+            table = token_table(self.base_tokenizer)
+            mask = torch.zeros(self.source.shape[0], dtype=torch.bool)
+            n = min(len(table), mask.numel())
+            mask[:n] = torch.from_numpy(table.starts_space | table.special)[:n]
+            self._teacher_space = mask
+        if self._teacher_space.device != self.device:
+            self._teacher_space = self._teacher_space.to(self.device)
+        return self._teacher_space
+
+    def last_layer_parameters(self) -> list[torch.Tensor]:
+        """The hypernetwork's output layers (where ``balance=gradmag`` measures each term's gradient)."""
+        hn = self.hypernet
+        layers = [hn.input_head.proj, getattr(hn.output_head, "proj", None), hn.bias_head]
+        return [p for layer in layers if layer is not None for p in layer.parameters() if p.requires_grad]
+
+    def _combine(self, names: list[str], values: list[torch.Tensor], logs: dict) -> torch.Tensor:
+        weights = [self.losses[n].weight for n in names]
+        if self.balance == "gradmag" and len(values) > 1:
+            from zett.training.distill import gradmag_weights
+
+            reduce = None
+            if self._trainer is not None and self.trainer.world_size > 1:
+                reduce = lambda t: self.trainer.strategy.reduce(t, reduce_op="mean")  # noqa: E731
+            balanced = gradmag_weights(values, self.last_layer_parameters(), reduce=reduce)
+            weights = [w * float(b) for w, b in zip(weights, balanced, strict=True)]
+            total_w = sum(weights) or 1.0
+            weights = [w / total_w for w in weights]
+            for n, w in zip(names, weights, strict=True):
+                logs[f"train/weight/{n}"] = torch.tensor(w)
+        return sum(w * v for w, v in zip(weights, values, strict=True))
+
     # ------------------------------------------------------------------ training
     def training_step(self, batch, batch_idx):
         self._record_sampler_state(batch.pop("sampler_state", None))
         step = self.global_step
         ctx = StepContext(self, batch, step)
-        total, logs = None, {}
+        names, values, logs = [], [], {}
         for name, term in self.losses.items():
             if not term.active(step) or term.weight == 0:
                 continue
             value = term(ctx)
+            names.append(name)
+            values.append(value)
             logs[f"train/{name}"] = value.detach()
-            total = term.weight * value if total is None else total + term.weight * value
-        if total is None:
+            for k, v in getattr(term, "last_stats", {}).items():
+                logs[f"train/{name}_{k}"] = v
+        if not values:
             raise ValueError(f"no loss term is active at step {step}; check loss.terms start_step/end_step")
+        total = self._combine(names, values, logs)
         if self.trainer.world_size > 1:
             # Every rank must produce a gradient for every trainable parameter each step, or DDP's reducer
             # stalls (a term may be inactive, a head unused this step). 0 * p keeps the values unchanged.

@@ -99,15 +99,23 @@ def build(cfg, run_dir: Path):
 
     factory = instantiate(cfg.tokenizer_sampler, _partial_=True)
     objective = str(cfg.loss.objective)
-    datamodule = instantiate(cfg.data, base_tokenizer=tokenizer, sampler_factory=factory, objective=objective,
-                             seed=int(cfg.seed), max_pieces=max_pieces, _recursive_=False)
+    for name, term in cfg.loss.terms.items():
+        if term is not None and "_target_" not in term:
+            raise ValueError(f"loss.terms.{name} has no _target_ (it is {dict(term)}): an experiment or override "
+                             "sets a term the chosen loss config does not define; drop that override or pick a "
+                             "loss config with the term")
     losses = {name: instantiate(term) for name, term in cfg.loss.terms.items() if term is not None}
+    # Distillation terms (zett.training.distill) declare the chunk granularity they align on.
+    modes = sorted({t.chunks for t in losses.values() if getattr(t, "chunks", None) and t.weight != 0})
+    datamodule = instantiate(cfg.data, base_tokenizer=tokenizer, sampler_factory=factory, objective=objective,
+                             seed=int(cfg.seed), max_pieces=max_pieces, alignment_modes=modes, _recursive_=False)
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
     scheduler.setdefault("total_steps", int(cfg.trainer.max_steps))
     module = ZettTrainingModule(
         base, hypernet, losses, optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), scheduler=scheduler,
         objective=objective, val_names=datamodule.val_names, base_dtype=str(bm.get("device_dtype", "auto")),
-        ce_max_chunk_elements=int(cfg.get("ce_max_chunk_elements", 1 << 24)), seed=int(cfg.seed))
+        ce_max_chunk_elements=int(cfg.get("ce_max_chunk_elements", 1 << 24)), seed=int(cfg.seed),
+        balance=str(cfg.loss.get("balance", "fixed")), base_tokenizer=tokenizer)
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
