@@ -313,15 +313,19 @@ class ALMLoss(LossTerm):
         return loss
 
 
-class AlignedKLLoss(LossTerm):
-    """``kl_aligned``: KL(teacher || student) of the next-token distributions at positions where both
-    tokenizations predict a one-token chunk (same bytes before, same bytes next), coarsened onto the tokens the
-    two vocabularies share (``shared_kl``), averaged over those positions."""
+class _ChunkTerm(LossTerm):
+    """A loss term over the teacher/student alignment at one chunk granularity (``chunks``)."""
 
     def __init__(self, weight: float = 1.0, start_step: int = 0, end_step: int | None = None,
                  chunks: str = "unconstrained"):
         super().__init__(weight, start_step, end_step)
         self.chunks = chunks
+
+
+class AlignedKLLoss(_ChunkTerm):
+    """``kl_aligned``: KL(teacher || student) of the next-token distributions at positions where both
+    tokenizations predict a one-token chunk (same bytes before, same bytes next), coarsened onto the tokens the
+    two vocabularies share (``shared_kl``), averaged over those positions."""
 
     def forward(self, ctx) -> torch.Tensor:
         a_t, a_s, mask = ctx.alignment(self.chunks)
@@ -335,13 +339,8 @@ class AlignedKLLoss(LossTerm):
         return shared_kl(logits_t, logits_s, base_ids, rows).mean()
 
 
-class LatentLoss(LossTerm):
+class LatentLoss(_ChunkTerm):
     """``latents``: final hidden states of teacher and student at chunk ends (``latent_loss``)."""
-
-    def __init__(self, weight: float = 1.0, start_step: int = 0, end_step: int | None = None,
-                 chunks: str = "unconstrained"):
-        super().__init__(weight, start_step, end_step)
-        self.chunks = chunks
 
     def forward(self, ctx) -> torch.Tensor:
         a_t, a_s, mask = ctx.alignment(self.chunks)
