@@ -227,6 +227,21 @@ def test_alm_term_rejects_bad_options():
     assert term.merge and term.append and term.temperature == 100.0
 
 
+def test_alm_warns_once_when_it_compares_nothing(caplog):
+    term = ALMLoss(mode="merge_by_space_prob+append_space", threshold=0.1)
+    with caplog.at_level("WARNING", logger="zett.training.distill"):
+        for _ in range(9):
+            term._check_chunks(compared=0, aligned=12)
+        assert not caplog.records
+        term._check_chunks(compared=0, aligned=12)
+        assert len(caplog.records) == 1 and "threshold (now 0.1" in caplog.records[0].getMessage()
+        for _ in range(20):
+            term._check_chunks(compared=0, aligned=12)
+        assert len(caplog.records) == 1  # once, not every step
+        term._check_chunks(compared=5, aligned=12)
+        assert term._empty_steps == 0
+
+
 # ------------------------------------------------------------------- end to end on a tiny model (no Lightning)
 def _step(base, hypernet, teacher_tok, student_tok, texts, chunks="unconstrained", mode=""):
     """One ALM evaluation the way the training step does it: hypernet -> student; frozen base -> teacher."""

@@ -17,6 +17,7 @@ context (``zett.training.context.StepContext``).
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -27,6 +28,7 @@ from zett.training.chunked_ce import IGNORE_INDEX
 from zett.training.losses import LossTerm
 
 ALM_KINDS = ("binary_kl", "bce", "abs")
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- log-probabilities
@@ -302,6 +304,7 @@ class ALMLoss(LossTerm):
         self.merge = "merge_by_space_prob" in modes
         self.append = "append_space" in modes
         self.last_stats: dict = {}
+        self._empty_steps = 0  # consecutive steps that compared no chunk (see _check_chunks)
 
     def forward(self, ctx) -> torch.Tensor:
         a_t, a_s, mask = ctx.alignment(self.chunks)
@@ -310,7 +313,19 @@ class ALMLoss(LossTerm):
         lp_s, sp_s = ctx.student_logprobs(space)
         loss, self.last_stats = alm_loss(lp_t, lp_s, a_t, a_s, mask, sp_t, sp_s, self.temperature, self.merge,
                                          self.append, self.threshold, self.kind)
+        self._check_chunks(int(self.last_stats["chunks"]), int(mask.sum()))
         return loss
+
+    def _check_chunks(self, compared: int, aligned: int, patience: int = 10) -> None:
+        """Warn once when ALM has compared nothing for ``patience`` steps although the texts aligned: with
+        ``merge_by_space_prob`` a teacher that never puts > ``threshold`` on a boundary (e.g. a random tiny model)
+        leaves no group to compare, and the term silently contributes nothing."""
+        self._empty_steps = self._empty_steps + 1 if compared == 0 and aligned > 0 else 0
+        if self._empty_steps == patience:
+            hint = (f"lower loss.terms.<alm>.threshold (now {self.threshold}; 0 merges nothing away)"
+                    if self.merge else "check the alignment (data.block_size too short?)")
+            log.warning("ALM compared no chunk in %d consecutive steps although %d chunks aligned: it contributes "
+                        "nothing to training; %s", patience, aligned, hint)
 
 
 class _ChunkTerm(LossTerm):
