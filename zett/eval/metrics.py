@@ -76,7 +76,8 @@ def score_texts(model, tokenizer, texts: Iterable[str], max_length: int = 1024, 
     """Score ``texts`` with a causal LM; see the module docstring for the conventions."""
     stride = stride or max_length // 2
     if not 0 < stride <= max_length - 1:
-        raise ValueError(f"need 0 < stride < max_length, got stride={stride}, max_length={max_length}")
+        raise ValueError(f"need 0 < stride < max_length, got stride={stride}, max_length={max_length}: a window's "
+                         "first token is context only, so stride=max_length-1 gives the least overlap (one token)")
     device = next(model.parameters()).device
     pid = _prefix_id(tokenizer, prefix)
     jobs = []  # (ids window tensor, number of context positions before the first scored target)
