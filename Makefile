@@ -41,7 +41,6 @@ demo: setup
 		hypernet_path=$(DEMO)/train/hypernet output_dir=$(DEMO)/smollm2-gpt2
 	HF_HUB_OFFLINE=1 $(BIN)/zett-eval targets=[gpt2,starcoder] corpora=[botchan,stdlib-code] \
 		methods=[original,fvt,hypernet] hypernet_path=$(DEMO)/train/hypernet max_bytes=8000 output_dir=$(DEMO)/eval
-	@cat $(DEMO)/eval/results.md
 	@echo "plot: $(DEMO)/eval/results.png; transferred model: $(DEMO)/smollm2-gpt2; hypernetwork: $(DEMO)/train/hypernet"
 
 lint: setup
