@@ -198,7 +198,7 @@ def test_corpus_splits_are_deterministic_and_disjoint(name):
     again = assets.load_corpus(name, "validation")
     assert again["text"] == splits["validation"]["text"]
     keys = {s: set(d[key]) for s, d in splits.items()}
-    for s, d in splits.items():
+    for d in splits.values():
         assert len(d) > 0 and all(isinstance(t, str) and t for t in d["text"][:50])
     assert not keys["train"] & keys["validation"]
     assert not keys["train"] & keys["test"]

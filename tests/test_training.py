@@ -390,3 +390,43 @@ def test_datamodule_workers_have_own_samplers_and_report_state(bpe_tokenizer):
     assert set(state) == keys
     dm.load_state_dict({"sampler_states": state})
     assert dm.collator is None and set(dm._sampler_states) == keys
+
+
+# ------------------------------------------------------------------------------------- activation checkpointing
+def test_activation_checkpointing_gives_the_same_gradients_and_recomputes_layers():
+    from zett.models import adapter
+    from zett.testing import tiny_llama
+    from zett.training.base import enable_activation_checkpointing
+
+    def grads(checkpointing: bool):
+        model = tiny_llama(vocab_size=64, hidden_size=32, layers=3, seed=0).eval().requires_grad_(False)
+        for layer in model.model.layers:
+            layer.self_attn.attention_dropout = 0.5  # must stay off: the base is in eval mode
+        if checkpointing:
+            assert enable_activation_checkpointing(model) == 3
+        calls = []
+        layer0 = model.model.layers[0]
+        # pre-hook on the first submodule: torch stops a recomputation early, once it has what backward needs
+        hook = layer0.self_attn.register_forward_pre_hook(lambda *_: calls.append(1))
+        embeds = torch.randn(2, 7, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        mask = torch.ones(2, 7, dtype=torch.long)
+        adapter.hidden_states(model, embeds, mask).pow(2).mean().backward()
+        hook.remove()
+        assert not any(m.training for m in layer0.modules() if m is not layer0)
+        assert all(p.grad is None for p in model.parameters())  # the base stays frozen
+        return embeds.grad, len(calls)
+
+    g_plain, calls_plain = grads(False)
+    g_ckpt, calls_ckpt = grads(True)
+    assert calls_plain == 1 and calls_ckpt == 2  # the layer ran again in backward
+    torch.testing.assert_close(g_ckpt, g_plain, rtol=1e-5, atol=1e-7)
+
+
+def test_activation_checkpointing_unsupported_model_is_a_clear_error():
+    from zett.training.base import BaseModelError, enable_activation_checkpointing
+
+    class NoCheckpointing(torch.nn.Module):
+        supports_gradient_checkpointing = False
+
+    with pytest.raises(BaseModelError, match="activation_checkpointing=false"):
+        enable_activation_checkpointing(NoCheckpointing())

@@ -136,3 +136,14 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     with pytest.raises(DataConfigError, match="matches no"):
         train(compose_cfg(*DEBUG, f"run_dir={tmp_path}", "data=local",
                           f"data.sources.0.path={Path(tmp_path) / 'none' / '*.jsonl'}"))
+
+
+def test_activation_checkpointing_run_matches_the_plain_run(debug_run, tmp_path):
+    """base_model.activation_checkpointing=true recomputes the base's layers in backward: same training."""
+    _, plain = debug_run
+    summary = train(compose_cfg(*DEBUG, f"run_dir={tmp_path}", "base_model.activation_checkpointing=true"))
+    assert summary["global_step"] == plain["global_step"]
+    last, last_plain = summary["validation_history"][-1], plain["validation_history"][-1]
+    for key in ("val/base/botchan/bpb", "val/gpt2/botchan/bpb"):
+        assert last[key] == pytest.approx(last_plain[key], rel=1e-4)
+    assert last["val/gpt2/botchan/bpb"] != summary["validation_history"][0]["val/gpt2/botchan/bpb"]  # it trained

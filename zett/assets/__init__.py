@@ -1,8 +1,8 @@
 """Offline models, tokenizers and corpora: ``path(name)``, ``file(name)``, ``load_corpus(name, split=...)``."""
 
 from zett.assets.corpora import load_corpus, read_mo, split_of
-from zett.assets.store import AssetError, asset_dir, fetch, file, get, home, is_cached, names, path, verify
 from zett.assets.registry import REGISTRY, Asset, Package
+from zett.assets.store import AssetError, asset_dir, fetch, file, get, home, is_cached, names, path, verify
 
 __all__ = [
     "REGISTRY", "Asset", "AssetError", "Package", "asset_dir", "fetch", "file", "get", "home", "is_cached",

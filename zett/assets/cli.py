@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zett.assets.store import AssetError, fetch, get, is_cached, names
 from zett.assets.registry import REGISTRY
+from zett.assets.store import AssetError, fetch, get, is_cached, names
 
 
 def _list() -> int:

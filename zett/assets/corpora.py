@@ -35,7 +35,7 @@ _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
 
 def _roman(s: str) -> int:
     total = 0
-    for a, b in zip(s, s[1:] + " "):
+    for a, b in zip(s, s[1:] + " ", strict=True):
         v = _ROMAN[a]
         total += -v if b in _ROMAN and _ROMAN[b] > v else v
     return total
@@ -49,7 +49,7 @@ def _botchan(root: Path) -> list[dict]:
     body = body[: e.start()] if e else body
     body = body.split("--(THE END)--")[0]  # the transcriber's typo notes follow the last line
     parts = _CHAPTER.split(body)  # [translator's note, num, text, num, text, ...]
-    chapters = [(0, parts[0])] + [(_roman(n), t) for n, t in zip(parts[1::2], parts[2::2])]
+    chapters = [(0, parts[0])] + [(_roman(n), t) for n, t in zip(parts[1::2], parts[2::2], strict=True)]
     rows = []
     for chapter, text in chapters:
         # The file has hard line breaks and no paragraph marks: keep its lines, one record per chapter.

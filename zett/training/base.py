@@ -76,3 +76,33 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
     model.eval()
     model.requires_grad_(False)
     return model, tok
+
+
+def enable_activation_checkpointing(model) -> int:
+    """Recompute the frozen base's decoder layers in the backward pass instead of storing their activations.
+
+    The base is frozen, but the loss still backpropagates through it to the predicted input embeddings, so its
+    activations are kept for backward: with a 7B base they, not the weights, fill the GPU. Hugging Face only
+    checkpoints layers in training mode; the base stays in eval mode (no dropout), so only the checkpointed layer
+    modules themselves are marked as training (their children, dropout included, stay in eval mode).
+    -> the number of layers checkpointed. Raises BaseModelError for architectures without checkpointing support.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise BaseModelError(f"{type(model).__name__} does not support activation checkpointing; set "
+                             "base_model.activation_checkpointing=false")
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x; the older name is deprecated
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    layers = [m for m in model.modules()
+              if isinstance(m, GradientCheckpointingLayer) and getattr(m, "gradient_checkpointing", False)]
+    if not layers:
+        raise BaseModelError(f"{type(model).__name__} has no checkpointable layers; set "
+                             "base_model.activation_checkpointing=false")
+    for layer in layers:
+        layer.training = True  # the flag HF checks; the layer's submodules keep training=False
+    return len(layers)
+

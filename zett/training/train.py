@@ -88,6 +88,10 @@ def build(cfg, run_dir: Path):
     base, tokenizer = load_base(bm.name, bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
                                 OmegaConf.to_container(bm.tiny, resolve=True) if bm.get("tiny") else None,
                                 int(cfg.seed))
+    if bm.get("activation_checkpointing"):
+        from zett.training.base import enable_activation_checkpointing
+
+        log.info("activation checkpointing on %d layers of the base model", enable_activation_checkpointing(base))
     if cfg.get("init_hypernet"):
         hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
         hypernet.check_compatible(base)
