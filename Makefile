@@ -25,10 +25,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not gpu" tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -m "not gpu" tests
 
 test-fast: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow and not gpu" tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -m "not slow and not gpu" tests
 
 bench: setup
 	@for f in benchmarks/*.py; do echo "# $$f" >&2; HF_HUB_OFFLINE=1 $(BIN)/python $$f || exit 1; done
