@@ -105,4 +105,3 @@ def enable_activation_checkpointing(model) -> int:
     for layer in layers:
         layer.training = True  # the flag HF checks; the layer's submodules keep training=False
     return len(layers)
-
