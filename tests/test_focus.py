@@ -122,7 +122,8 @@ def test_fallback_rows_are_fvt(base_tokenizer, target_tokenizer):
     plan = r.plan
     assert len(plan.combined) == 0 and len(plan.fallback) > 0
     sf = surface_forms(target_tokenizer, base_tokenizer)
-    fvt = fvt_mean(model.get_input_embeddings().weight.detach(), sf.ids, sf.mask)
+    fvt = fvt_mean(model.get_input_embeddings().weight.detach(), sf.ids, sf.mask, torch.float32, sf.overflow_ids,
+                   sf.overflow_mask)
     assert torch.allclose(r.input_embeddings[plan.fallback], fvt[plan.fallback])
 
 

@@ -150,3 +150,30 @@ def test_262k_vocab_against_smollm2(name):
     assert specials == {"bos": bv["<|im_start|>"], "eos": bv["<|im_end|>"], "pad": bv["<|im_end|>"]}
     the = target.convert_tokens_to_ids("▁the")
     assert sf.ids[the, 0].item() == bv["Ġthe"] and sf.lengths[the] == 1
+
+
+def test_truncated_tokens_keep_their_remaining_pieces_as_overflow():
+    base = make_base()
+    bv = base.backend_tokenizer.get_vocab()
+    target = make_target(["abcdefghij", "abc", "Ġthethethethethe"])
+    sf = surface_forms(target, base, max_pieces=4)
+    assert sf.overflow_ids.shape == (3, 6)  # the longest form has 10 pieces
+    assert sf.overflow_mask.sum(1).tolist() == [6, 0, 1]
+    assert sf.overflow_ids[0].tolist() == [bv[c] for c in "efghij"]
+    assert sf.overflow_ids[2, 0].item() == bv["the"]
+    full = surface_forms(target, base, max_pieces=16)
+    assert full.n_truncated == 0 and full.overflow_ids.shape == (3, 0)
+    joined = torch.cat([sf.ids, sf.overflow_ids], 1)[:, :10]
+    assert torch.equal(joined, full.ids[:, :10])
+
+
+def test_byte_fallback_ids_follow_the_model_rows_not_the_tokenizer_length():
+    base = make_base(drop_bytes=(0xE6,))
+    n = len(base)
+    target = make_target(["a" + BL[0xE6], BL[0xE6]])
+    sf = surface_forms(target, base, n_base_rows=n + 64)  # a padded embedding matrix (Qwen2-style)
+    assert sf.n_base == n + 64
+    assert sf.ids[0, :2].tolist() == [base.backend_tokenizer.get_vocab()["a"], n + 64 + 0xE6]
+    assert sf.ids[1, 0].item() == n + 64 + 0xE6
+    with pytest.raises(ValueError, match="embedding rows"):
+        surface_forms(target, base, n_base_rows=n - 1)

@@ -12,10 +12,10 @@ from transformers import AutoConfig, AutoModel
 from zett.models import adapter
 from zett.models.adapter import UnsupportedModelError
 from zett.models.configuration import ZettHypernetConfig
-from zett.models.modeling import HypernetMismatchError, HypernetOutput, ZettHypernet
+from zett.models.modeling import HypernetFormatError, HypernetMismatchError, HypernetOutput, ZettHypernet
 
 AutoConfig.register(ZettHypernetConfig.model_type, ZettHypernetConfig, exist_ok=True)
 AutoModel.register(ZettHypernetConfig, ZettHypernet, exist_ok=True)
 
-__all__ = ["HypernetMismatchError", "HypernetOutput", "UnsupportedModelError", "ZettHypernet",
+__all__ = ["HypernetFormatError", "HypernetMismatchError", "HypernetOutput", "UnsupportedModelError", "ZettHypernet",
            "ZettHypernetConfig", "adapter"]

@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+# What an exported hypernetwork's numbers mean, beyond its weights. Bump it when one of these changes, and refuse
+# (or convert) older exports: loading one silently would reinterpret its weights.
+#   1: (unrecorded, before 2026-11-29) FVT residual over the first ``max_pieces`` pieces only; byte fallback
+#      pieces numbered ``len(base tokenizer) + byte`` in training but ``base_vocab_size + byte`` in transfer.
+#   2: FVT residual over every piece of a token (``overflow_ids``); surface ids ``[V, max_pieces]`` plus overflow;
+#      byte fallback ``b`` is surface id ``base_vocab_size + b`` (the base model's embedding rows) everywhere.
+FORMAT_VERSION = 2
+FORMAT_HISTORY = {
+    1: "FVT over the first max_pieces pieces only, byte fallbacks numbered after the base tokenizer's length",
+    2: "FVT over all pieces, byte fallbacks numbered after the base model's embedding rows",
+}
+
 
 class ZettHypernetConfig(PretrainedConfig):
     """Configuration of a :class:`~zett.models.ZettHypernet`.
@@ -16,6 +28,9 @@ class ZettHypernetConfig(PretrainedConfig):
         pooling: ``"mean"`` (masked mean over pieces) or ``"first"`` (position 0); ``None`` picks by ``residual``.
         predict_bias: add a per-token logit-bias head (for base models whose LM head has a bias, e.g. BERT).
         n_fallback: learned rows for byte-fallback pieces (surface ids >= base vocab size), one per byte.
+
+    format_version: the export format (``FORMAT_VERSION``, see ``FORMAT_HISTORY``); a config saved without one is
+        format 1.
 
     Base-model record (filled by ``ZettHypernet.from_base_model``; used by ``check_compatible``):
         base_model_name, base_model_type, base_hidden_size, base_vocab_size, base_tied, base_has_bias,
@@ -44,6 +59,7 @@ class ZettHypernetConfig(PretrainedConfig):
         base_tied: bool = True,
         base_has_bias: bool = False,
         base_fingerprint: list[float] | None = None,
+        format_version: int = FORMAT_VERSION,
         **kwargs,
     ):
         self.hidden_size = hidden_size
@@ -69,7 +85,13 @@ class ZettHypernetConfig(PretrainedConfig):
         self.base_tied = base_tied
         self.base_has_bias = base_has_bias
         self.base_fingerprint = list(base_fingerprint) if base_fingerprint is not None else None
+        self.format_version = int(format_version)
         super().__init__(**kwargs)
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        # A saved config without the key predates format versions: it is format 1, not the current one.
+        return super().from_dict({"format_version": 1, **config_dict}, **kwargs)
 
     @property
     def source_dim(self) -> int:

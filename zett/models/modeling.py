@@ -18,13 +18,17 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from zett.models import adapter
-from zett.models.configuration import ZettHypernetConfig, fingerprint_hex
+from zett.models.configuration import FORMAT_HISTORY, FORMAT_VERSION, ZettHypernetConfig, fingerprint_hex
 from zett.models.layers import EncoderLayer, ProjectorBlock, Rescaler
 from zett.models.pieces import copy_special_rows, fvt_mean
 
 
 class HypernetMismatchError(ValueError):
     """A hypernetwork was given a base model (or source matrix) other than the one it was built for."""
+
+
+class HypernetFormatError(ValueError):
+    """A hypernetwork export of an older (or newer) format than this zett reads."""
 
 
 @dataclasses.dataclass
@@ -53,6 +57,13 @@ class ZettHypernet(PreTrainedModel):
     _no_split_modules = ["EncoderLayer"]
 
     def __init__(self, config: ZettHypernetConfig):
+        if config.format_version != FORMAT_VERSION:
+            raise HypernetFormatError(
+                f"this hypernetwork ({config.base_model_name or 'unnamed base'}) is in export format "
+                f"{config.format_version} ({FORMAT_HISTORY.get(config.format_version, 'unknown')}), but this version "
+                f"of zett reads format {FORMAT_VERSION} ({FORMAT_HISTORY[FORMAT_VERSION]}); its predictions would "
+                "silently change. Retrain it with this zett (zett-train), or use the zett version it was exported "
+                "with.")
         super().__init__(config)
         c = config
         d, hidden, eps = c.base_hidden_size, c.hidden_size, c.layer_norm_eps
@@ -196,13 +207,18 @@ class ZettHypernet(PreTrainedModel):
 
     # ---------------------------------------------------------------- forward
     def forward(self, surface_ids: torch.Tensor, surface_mask: torch.Tensor, source: torch.Tensor,
-                special: torch.Tensor | None = None, source_bias: torch.Tensor | None = None) -> HypernetOutput:
+                special: torch.Tensor | None = None, source_bias: torch.Tensor | None = None,
+                overflow_ids: torch.Tensor | None = None, overflow_mask: torch.Tensor | None = None
+                ) -> HypernetOutput:
         """Predict embeddings for V target tokens.
 
         surface_ids # [V, L] base ids right-padded (ids >= N_base: byte fallback, byte = id - N_base);
         surface_mask # [V, L] True on real pieces; source # [N_base, n_in] from ``adapter.source_embeddings``;
         special # [V] base id whose rows a token copies (>= 0), else -1; source_bias # [N_base] the base LM-head
-        bias (residual bias prediction and special-token copies; optional).
+        bias (residual bias prediction and special-token copies; optional); overflow_ids / overflow_mask # [V, E]
+        the pieces of tokens longer than ``max_pieces`` past the first ``max_pieces``: the encoder never reads
+        them, the residual's FVT mean does (``SurfaceForms.overflow_ids``; without them a truncated token's FVT
+        mean would cover its first pieces only).
         Returns input_embeddings # [V, d], output_embeddings # [V, d], bias # [V] or None.
         """
         c, d = self.config, self.config.base_hidden_size
@@ -233,7 +249,7 @@ class ZettHypernet(PreTrainedModel):
         pooled = self._pool(x, mask)                                                        # [V, H]
 
         if c.residual:
-            base = fvt_mean(source, ids, mask, self.dtype)                                 # [V, n_in]
+            base = fvt_mean(source, ids, mask, self.dtype, overflow_ids, overflow_mask)    # [V, n_in]
             e_in = base[:, :d] + self.input_scaler.weight * self.input_head(pooled)
             e_out = e_in if self.output_head is None else \
                 base[:, d:] + self.output_scaler.weight * self.output_head(pooled)
@@ -244,7 +260,7 @@ class ZettHypernet(PreTrainedModel):
         if self.bias_head is not None:
             raw = self.bias_head(pooled)                                                    # [V, 1]
             if c.residual and source_bias is not None:
-                bias = fvt_mean(source_bias[:, None], ids, mask, self.dtype)[:, 0] + \
+                bias = fvt_mean(source_bias[:, None], ids, mask, self.dtype, overflow_ids, overflow_mask)[:, 0] + \
                     self.bias_scaler.weight * raw[:, 0]
             else:
                 bias = self.bias_scaler(raw)[:, 0]

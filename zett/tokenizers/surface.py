@@ -6,8 +6,12 @@ spaces, ``##`` continuations). Policies:
 
 - a target token whose spelling is itself a base vocabulary entry is exactly that one id (even where the base
   model's merges could not reach it);
-- more than ``max_pieces`` pieces: the first ``max_pieces`` are kept and the token is counted in ``n_truncated``;
-- a byte the base cannot express (no byte-level char, no ``<0xNN>`` piece): id ``len(base) + byte``;
+- more than ``max_pieces`` pieces: the first ``max_pieces`` are the hypernetwork's input (``ids``), the rest are
+  kept in ``overflow_ids`` so that the FVT mean still uses every piece; the token is counted in ``n_truncated``;
+- a byte the base cannot express (no byte-level char, no ``<0xNN>`` piece): id ``n_base_rows + byte``, where
+  ``n_base_rows`` is the base *model's* embedding row count (``len(base)`` unless given; padded matrices such as
+  Qwen2's have more rows than the tokenizer has tokens). This is the one byte-fallback contract of training,
+  transfer and evaluation: the hypernetwork's fallback row ``b`` is surface id ``base_vocab_size + b``;
 - target special tokens map by role (``specials.map_role``) onto the base's special of the same role, a one-piece
   row of that id; a special without a base counterpart is decomposed from its literal text;
 - a token with no bytes at all (an empty string in the vocabulary) gets the base's unk (else eos, else 0).
@@ -34,13 +38,22 @@ class SurfaceForms:
     ids: ``[V_target, max_pieces]`` base ids, right-padded with 0; ``id >= n_base`` is byte fallback
     (byte = id - n_base). mask: ``[V_target, max_pieces]`` True on real pieces. special: ``[V_target]`` base id of
     the role-matched base special token, else -1. n_truncated: tokens that had more than ``max_pieces`` pieces.
+    overflow_ids / overflow_mask: ``[V_target, E]`` the pieces past ``max_pieces`` (E = longest form - max_pieces,
+    0 when nothing is truncated), read by the FVT mean only.
     """
 
     ids: torch.Tensor  # [V_target, max_pieces] int64
     mask: torch.Tensor  # [V_target, max_pieces] bool
     special: torch.Tensor  # [V_target] int64
     n_truncated: int
-    n_base: int = 0  # len(base): ids at or above it are byte fallbacks
+    n_base: int = 0  # base embedding rows: ids at or above it are byte fallbacks
+    overflow_ids: torch.Tensor | None = None  # [V_target, E] int64
+    overflow_mask: torch.Tensor | None = None  # [V_target, E] bool
+
+    def __post_init__(self):
+        if self.overflow_ids is None:
+            self.overflow_ids = torch.zeros((self.ids.shape[0], 0), dtype=torch.long)
+            self.overflow_mask = torch.zeros((self.ids.shape[0], 0), dtype=torch.bool)
 
     @property
     def lengths(self) -> torch.Tensor:  # [V_target]
@@ -183,18 +196,23 @@ def _special_rows(target, dec: BaseDecomposer, n_rows: int) -> np.ndarray:
     return special
 
 
-def surface_forms(target, base, max_pieces: int = 7) -> SurfaceForms:
+def surface_forms(target, base, max_pieces: int = 7, n_base_rows: int | None = None) -> SurfaceForms:
     """Decompose every token of ``target`` into pieces of ``base`` (see the module docstring for the policies).
 
     ``target``/``base``: anything ``load_tokenizer`` accepts (pass loaded tokenizers to reuse the base's cache).
+    ``n_base_rows``: the base model's embedding row count (default ``len(base)``); byte fallbacks are
+    ``n_base_rows + byte``.
     """
     if max_pieces < 1:
         raise ValueError(f"max_pieces must be >= 1, got {max_pieces}")
     target = load_tokenizer(target)
     dec = decomposer(base)
+    n_base_rows = dec.n if n_base_rows is None else int(n_base_rows)
+    if n_base_rows < dec.n:
+        raise ValueError(f"the base tokenizer has {dec.n} tokens but the base model only {n_base_rows} embedding "
+                         "rows; pass the tokenizer that belongs to the model")
     tokens = byte_vocab(target)
-    n_rows = len(tokens)
-    special = _special_rows(target, dec, n_rows)
+    special = _special_rows(target, dec, len(tokens))
 
     added = target.backend_tokenizer.get_added_tokens_decoder()
     rows: list[list[int]] = []
@@ -209,13 +227,16 @@ def surface_forms(target, base, max_pieces: int = 7) -> SurfaceForms:
             content = target.convert_ids_to_tokens(i)
             rows.append(dec.decompose(content.encode()) if content else [dec.empty_id])
 
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n_rows)
-    n_truncated = int((lengths > max_pieces).sum())
-    kept = np.minimum(lengths, max_pieces)
-    flat = np.fromiter(itertools.chain.from_iterable(r[:max_pieces] for r in rows), dtype=np.int64,
-                       count=int(kept.sum()))
-    mask = np.arange(max_pieces)[None, :] < kept[:, None]
-    ids = np.zeros((n_rows, max_pieces), dtype=np.int64)
-    ids[mask] = flat  # row-major order of the mask matches the concatenation order
-    return SurfaceForms(ids=torch.from_numpy(ids), mask=torch.from_numpy(mask), special=torch.from_numpy(special),
-                        n_truncated=n_truncated, n_base=dec.n)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    if n_base_rows != dec.n:  # the decomposer spells byte fallbacks len(base) + byte
+        flat = np.where(flat >= dec.n, flat - dec.n + n_base_rows, flat)
+    width = max(int(lengths.max(initial=0)), max_pieces)
+    full_mask = np.arange(width)[None, :] < lengths[:, None]
+    full = np.zeros((len(rows), width), dtype=np.int64)
+    full[full_mask] = flat  # row-major order of the mask matches the concatenation order
+    full, full_mask = torch.from_numpy(full), torch.from_numpy(full_mask)
+    return SurfaceForms(ids=full[:, :max_pieces].contiguous(), mask=full_mask[:, :max_pieces].contiguous(),
+                        special=torch.from_numpy(special), n_truncated=int((lengths > max_pieces).sum()),
+                        n_base=n_base_rows, overflow_ids=full[:, max_pieces:].contiguous(),
+                        overflow_mask=full_mask[:, max_pieces:].contiguous())

@@ -9,7 +9,9 @@ workers; each (rank, worker, domain) gets its own sampler, seeded from (seed, ra
 
 Batch keys (S = selected vocabulary rows, L = surface length after trimming):
     input_ids [B, T] (rows of the selection), attention_mask [B, T], labels [B, T] (-100 = ignore; CLM labels are
-    *not* shifted), surface_ids [S, L], surface_mask [S, L], special [S] (base id to copy, else -1),
+    *not* shifted), surface_ids [S, L], surface_mask [S, L], overflow_ids / overflow_mask [S, E] (pieces past
+    max_pieces, read by the FVT mean only; E = 0 when no selected token is truncated), special [S] (base id to
+    copy, else -1),
     buckets [n, 3] (start, end, pieces), vocab_size (int: size of the sampled vocabulary), domain (str),
     n_bytes (validation: UTF-8 bytes of the predicted tokens), sampler_state (sometimes; see ``state_every``).
 
@@ -108,13 +110,15 @@ class _BatchBuilder:
     """Shared tail of both collators: labels, selection, remapping, surface-form trimming."""
 
     def __init__(self, block_size: int, max_pieces: int, n_subsample: int | None, bucket: bool, objective: str,
-                 mlm_probability: float, teacher: TeacherAligner | None = None):
+                 mlm_probability: float, teacher: TeacherAligner | None = None, n_base_rows: int | None = None):
         if objective not in ("clm", "mlm"):
             raise ValueError(f"objective {objective!r} is not supported; use clm or mlm")
         if teacher is not None and objective != "clm":
             raise ValueError("distillation losses (alm, kl_aligned, latents) compare causal-LM predictions; "
                              f"they need loss.objective=clm, not {objective!r}")
         self.teacher = teacher
+        # the base model's embedding rows: byte fallbacks are n_base_rows + byte (zett.tokenizers.surface)
+        self.n_base_rows = None if n_base_rows is None else int(n_base_rows)
         self.block_size, self.max_pieces = int(block_size), int(max_pieces)
         self.n_subsample = int(n_subsample) if n_subsample else None
         self.bucket, self.objective, self.mlm_probability = bool(bucket), objective, float(mlm_probability)
@@ -139,12 +143,16 @@ class _BatchBuilder:
         # Rows with no piece at all (special tokens without a surface) would attend over nothing; their
         # prediction is overwritten by the copied base row anyway, so give them one dummy piece.
         surface_mask[:, 0] |= ~surface_mask.any(1)
+        overflow_mask = sf.overflow_mask[selection.ids]
+        extra = int(overflow_mask.sum(1).max()) if overflow_mask.numel() else 0
         batch = {
             "input_ids": selection.remap[input_ids],
             "attention_mask": attn,
             "labels": torch.where(labels == IGNORE_INDEX, labels, selection.remap[labels.clamp(min=0)]),
             "surface_ids": surface_ids,
             "surface_mask": surface_mask,
+            "overflow_ids": sf.overflow_ids[selection.ids, :extra],
+            "overflow_mask": overflow_mask[:, :extra],
             "special": sf.special[selection.ids],
             "buckets": selection.buckets,
             "vocab_size": len(tokenizer),
@@ -170,8 +178,10 @@ class SampledTokenizerCollator(_BatchBuilder):
                  n_subsample: int | None = None, bucket: bool = True, objective: str = "clm",
                  mlm_probability: float = 0.15, seed: int = 0, rank: int = 0,
                  warmup_texts: dict[str, list[str]] | None = None, state_every: int = 0,
-                 initial_states: dict[str, dict] | None = None, teacher: TeacherAligner | None = None):
-        super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability, teacher)
+                 initial_states: dict[str, dict] | None = None, teacher: TeacherAligner | None = None,
+                 n_base_rows: int | None = None):
+        super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability, teacher,
+                         n_base_rows)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.seed, self.rank = int(seed), int(rank)
         self.warmup_texts = warmup_texts or {}
@@ -215,7 +225,7 @@ class SampledTokenizerCollator(_BatchBuilder):
         texts, domain = item["texts"], item.get("domain", "default")
         sampler = self.sampler(domain)
         tokenizer = sampler.sample(texts, push=True)
-        sf = surface_forms(tokenizer, self.base_tokenizer, self.max_pieces)
+        sf = surface_forms(tokenizer, self.base_tokenizer, self.max_pieces, self.n_base_rows)
         batch, _ = self.build(tokenizer, texts, sf, self._generator())
         batch["domain"] = domain
         batch["n_truncated"] = int(sf.n_truncated)
@@ -231,12 +241,12 @@ class FixedTokenizerCollator(_BatchBuilder):
 
     def __init__(self, tokenizer, base_tokenizer, block_size: int = 128, max_pieces: int = 7, bucket: bool = True,
                  objective: str = "clm", mlm_probability: float = 0.15, seed: int = 0,
-                 teacher: TeacherAligner | None = None):
+                 teacher: TeacherAligner | None = None, n_base_rows: int | None = None):
         from zett.tokenizers import byte_vocab, surface_forms
 
-        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher)
+        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher, n_base_rows)
         self.tokenizer = tokenizer
-        self.sf = surface_forms(tokenizer, base_tokenizer, max_pieces)
+        self.sf = surface_forms(tokenizer, base_tokenizer, max_pieces, self.n_base_rows)
         self.selection = select_vocab(self.sf.mask.sum(1), self.sf.special, None, None, bucket)
         # UTF-8 bytes each token stands for (0 for special tokens): the denominator of bits per byte.
         self.token_bytes = torch.tensor([len(b) if b is not None else 0 for b in byte_vocab(tokenizer)],

@@ -45,7 +45,8 @@ class StepContext:
     @cached_property
     def embeddings(self):
         b = self.batch
-        return self.module.predict(b["surface_ids"], b["surface_mask"], b["special"], b.get("buckets"))
+        return self.module.predict(b["surface_ids"], b["surface_mask"], b["special"], b.get("buckets"),
+                                   b.get("overflow_ids"), b.get("overflow_mask"))
 
     @cached_property
     def hidden(self) -> torch.Tensor:

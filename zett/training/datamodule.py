@@ -49,7 +49,7 @@ class ZettDataModule(pl.LightningDataModule):
                  separator: str = "\n\n", monolingual: bool = True, num_workers: int = 0,
                  sampler_warmup_texts: int = 256, state_every: int = 50, seed: int = 0, base_tokenizer=None,
                  sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15,
-                 alignment_modes: list[str] | None = None):
+                 alignment_modes: list[str] | None = None, n_base_rows: int | None = None):
         super().__init__()
         self.source_specs = list(_plain(sources) or [])
         if not self.source_specs:
@@ -65,6 +65,8 @@ class ZettDataModule(pl.LightningDataModule):
         # Chunk granularities the distillation terms need (train() collects them from loss.terms); none = no
         # teacher encoding / alignment in the collator.
         self.alignment_modes = tuple(alignment_modes or ())
+        # The base model's embedding rows (may exceed len(base_tokenizer)): byte-fallback ids start there.
+        self.n_base_rows = n_base_rows
         self.sources = None
         self.collator: SampledTokenizerCollator | None = None
         self._val: list[tuple[str, FixedTokenizerCollator, HeldOutTexts]] | None = None
@@ -122,7 +124,7 @@ class ZettDataModule(pl.LightningDataModule):
                 tok = self.base_tokenizer if tok_name == "base" else load_tokenizer(tok_name)
                 tokenizers[tok_name] = FixedTokenizerCollator(
                     tok, self.base_tokenizer, v.get("block_size", self.block_size), self.max_pieces, self.bucket,
-                    self.objective, self.mlm_probability, self.seed)
+                    self.objective, self.mlm_probability, self.seed, n_base_rows=self.n_base_rows)
             if text_name not in texts:
                 spec = v["texts"][text_name]
                 sources = load_sources({"split": "validation", **spec}, "validation")
@@ -143,7 +145,7 @@ class ZettDataModule(pl.LightningDataModule):
                 self.base_tokenizer, self.sampler_factory, self.block_size, self.max_pieces,
                 self.n_vocab_subsample, self.bucket, self.objective, self.mlm_probability, self.seed, rank,
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
-                teacher=self._teacher())
+                teacher=self._teacher(), n_base_rows=self.n_base_rows)
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)

@@ -117,10 +117,12 @@ class ZettTrainingModule(pl.LightningModule):
         return adapter.hidden_states(base, inputs_embeds.to(dtype), attention_mask)
 
     # ------------------------------------------------------------------ hypernetwork
-    def predict(self, surface_ids, surface_mask, special=None, buckets=None):
+    def predict(self, surface_ids, surface_mask, special=None, buckets=None, overflow_ids=None,
+                overflow_mask=None):
         """Run the hypernetwork bucket by bucket (each with its own surface length).
 
-        surface_ids/surface_mask [S, L]; special [S]; buckets [n, 3] (start, end, pieces) or None.
+        surface_ids/surface_mask [S, L]; special [S]; buckets [n, 3] (start, end, pieces) or None;
+        overflow_ids/overflow_mask [S, E] pieces past max_pieces (the FVT mean's; None = none truncated).
         -> E_in [S, d], E_out [S, d], bias [S] | None
         """
         source = self.source
@@ -132,8 +134,11 @@ class ZettTrainingModule(pl.LightningModule):
         outs = []
         for start, end, width in spans:
             sp = None if special is None else special[start:end]
+            ov_ids = None if overflow_ids is None else overflow_ids[start:end]
+            ov_mask = None if overflow_mask is None else overflow_mask[start:end]
             outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                      special=sp, source_bias=source_bias))
+                                      special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                                      overflow_mask=ov_mask))
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias
@@ -250,8 +255,9 @@ class ZettTrainingModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         # The hypernetwork does not change during validation: predict each fixed vocabulary once.
         if dataloader_idx not in self._val_embeddings:
-            self._val_embeddings[dataloader_idx] = self.predict(batch["surface_ids"], batch["surface_mask"],
-                                                                batch["special"], batch.get("buckets"))
+            self._val_embeddings[dataloader_idx] = self.predict(
+                batch["surface_ids"], batch["surface_mask"], batch["special"], batch.get("buckets"),
+                batch.get("overflow_ids"), batch.get("overflow_mask"))
         ctx = StepContext(self, batch, self.global_step, embeddings=self._val_embeddings[dataloader_idx])
         nll, count = ctx.token_nll()
         sums = torch.stack([nll.sum().double(), count.double(), batch["n_bytes"].to(nll.device).double()])

@@ -112,7 +112,8 @@ def build(cfg, run_dir: Path):
     # Distillation terms (zett.training.distill) declare the chunk granularity they align on.
     modes = sorted({t.chunks for t in losses.values() if getattr(t, "chunks", None) and t.weight != 0})
     datamodule = instantiate(cfg.data, base_tokenizer=tokenizer, sampler_factory=factory, objective=objective,
-                             seed=int(cfg.seed), max_pieces=max_pieces, alignment_modes=modes, _recursive_=False)
+                             seed=int(cfg.seed), max_pieces=max_pieces, alignment_modes=modes,
+                             n_base_rows=int(hypernet.config.base_vocab_size), _recursive_=False)
     scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True)
     scheduler.setdefault("total_steps", int(cfg.trainer.max_steps))
     module = ZettTrainingModule(

@@ -12,7 +12,6 @@ from zett.transfer.api import (
     METHODS,
     TransferError,
     TransferInfo,
-    align_surface_ids,
     load_hypernet,
     load_model,
     transfer,
@@ -27,5 +26,5 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["METHODS", "TransferError", "TransferInfo", "align_surface_ids", "load_hypernet", "load_model",
+__all__ = ["METHODS", "TransferError", "TransferInfo", "load_hypernet", "load_model",
            "save_transferred", "transfer"]

@@ -124,17 +124,6 @@ def load_hypernet(spec) -> ZettHypernet:
 
 # ------------------------------------------------------------------------------------------------ main
 
-def align_surface_ids(ids: torch.Tensor, n_tokenizer: int, n_rows: int) -> torch.Tensor:
-    """Byte-fallback ids are ``len(base tokenizer) + byte``; the hypernetwork expects ``n_rows + byte``, where
-    ``n_rows`` is the base model's embedding row count (often padded beyond the tokenizer). # [V, L]"""
-    if n_tokenizer == n_rows:
-        return ids
-    if n_tokenizer > n_rows:
-        raise TransferError(f"the base tokenizer has {n_tokenizer} tokens but the base model only {n_rows} "
-                            "embedding rows; pass the tokenizer that belongs to the model")
-    return torch.where(ids >= n_tokenizer, ids - n_tokenizer + n_rows, ids)
-
-
 def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *, base_tokenizer=None,
              finetuned_model=None, chunk_size: int = 8192, max_pieces: int | None = None, seed: int = 0,
              progress: bool = True, inplace: bool = False, dtype: torch.dtype | None = None,
@@ -188,11 +177,14 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
     tok.chat_template = template if template else getattr(target, "chat_template", None)
 
     n_pieces = max_pieces or (hn.config.max_pieces if hn is not None else 7)
-    sf = surface_forms(tok, base_tok, max_pieces=n_pieces)
-    special = sp.content_special_rows(tok, base_tok, tokens, sf.special)
     source = adapter.source_embeddings(base)
     n_rows, d = source.shape[0], adapter.input_embeddings(base).shape[1]
-    ids = align_surface_ids(sf.ids, sf.n_base or len(base_tok), n_rows)
+    try:
+        sf = surface_forms(tok, base_tok, max_pieces=n_pieces, n_base_rows=n_rows)
+    except ValueError as e:
+        raise TransferError(str(e)) from e
+    special = sp.content_special_rows(tok, base_tok, tokens, sf.special)
+    ids, overflow = sf.ids, (sf.overflow_ids, sf.overflow_mask)
     bias = adapter.output_bias(base)
     source_bias = None if bias is None else bias.detach()
     info = TransferInfo(method=method, base_model=_name(base_model), target_tokenizer=_name(target_tokenizer),
@@ -201,15 +193,15 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
                         n_byte_fallback_tokens=int(((ids >= n_rows) & sf.mask).any(1).sum()),
                         finetuned_model=None if finetuned_model is None else _name(finetuned_model))
     if sf.n_truncated:
-        log.warning("%d target tokens have more than %d base pieces; their surface forms were truncated",
-                    sf.n_truncated, n_pieces)
+        log.info("%d target tokens have more than %d base pieces: the hypernetwork reads their first %d, the FVT "
+                 "mean all of them", sf.n_truncated, n_pieces, n_pieces)
 
     if method == "hypernet":
         info.hypernet = _name(hypernet) if not isinstance(hypernet, ZettHypernet) else \
             str(hn.name_or_path or "ZettHypernet")
-        rows = predict_hypernet(hn, ids, sf.mask, source, special, source_bias, chunk_size, progress)
+        rows = predict_hypernet(hn, ids, sf.mask, source, special, source_bias, chunk_size, progress, *overflow)
     elif method == "fvt":
-        rows = predict_fvt(ids, sf.mask, source, d, special, source_bias, chunk_size, progress)
+        rows = predict_fvt(ids, sf.mask, source, d, special, source_bias, chunk_size, progress, *overflow)
     elif method in ("lexical", "random"):
         from zett.transfer.baselines import lexical_rows, random_rows
 
@@ -220,8 +212,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
             joint = random_rows(len(tok), source, special, source_bias, seed)
         rows = _split(joint, d, adapter.is_tied(base), source_bias is not None)
     else:
-        rows = _focus(base, base_tok, tok, ids, sf.mask, source, d, special, source_bias, chunk_size, seed,
-                      method_kwargs)
+        rows = _focus(base, base_tok, tok, sf, source, d, special, source_bias, chunk_size, seed, method_kwargs)
 
     if ft_tok is not None:
         # rows copied (not predicted) for special tokens come from the fine-tuned model, which may have trained them
@@ -259,7 +250,7 @@ def _split(joint: torch.Tensor, d: int, tied: bool, has_bias: bool) -> Rows:
     return Rows(joint[:, :d], None if tied else joint[:, d:2 * d], joint[:, -1] if has_bias else None)
 
 
-def _focus(base, base_tok, tok, ids, mask, source, d, special, source_bias, chunk_size, seed, kwargs) -> Rows:
+def _focus(base, base_tok, tok, sf, source, d, special, source_bias, chunk_size, seed, kwargs) -> Rows:
     try:
         from zett.transfer.focus import focus_embeddings
     except ImportError as e:
@@ -273,7 +264,8 @@ def _focus(base, base_tok, tok, ids, mask, source, d, special, source_bias, chun
     e_in, e_out = focus_embeddings(base, base_tok, tok, texts, seed=seed, **kwargs)
     bias = None
     if source_bias is not None:  # FOCUS does not define a bias: use the FVT bias
-        bias = predict_fvt(ids, mask, source, d, special, source_bias, chunk_size, progress=False).bias
+        bias = predict_fvt(sf.ids, sf.mask, source, d, special, source_bias, chunk_size, False, sf.overflow_ids,
+                           sf.overflow_mask).bias
     e_in = _copy(e_in.float(), source[:, :d], special)
     if e_out is not None:
         e_out = _copy(e_out.float(), source[:, d:], special)
@@ -295,5 +287,5 @@ def _check_same_vocabulary(base, base_tok, finetuned, ft_tok, spec) -> None:
                             "as base_model.")
 
 
-__all__ = ["METHODS", "HypernetMismatchError", "TransferError", "TransferInfo", "align_surface_ids",
-           "load_hypernet", "load_model", "transfer"]
+__all__ = ["METHODS", "HypernetMismatchError", "TransferError", "TransferInfo", "load_hypernet", "load_model",
+           "transfer"]

@@ -251,10 +251,7 @@ def _fallback(kind: str, source: torch.Tensor, sf, seed: int) -> torch.Tensor:
     if kind == "fvt":
         from zett.models.pieces import fvt_mean
 
-        # byte-fallback pieces are len(base tokenizer) + byte; fvt_mean expects them past the model's rows
-        n_tok, n_rows = sf.n_base or source.shape[0], source.shape[0]
-        ids = torch.where(sf.ids >= n_tok, sf.ids - n_tok + n_rows, sf.ids) if n_tok != n_rows else sf.ids
-        return fvt_mean(source, ids, sf.mask)
+        return fvt_mean(source, sf.ids, sf.mask, torch.float32, sf.overflow_ids, sf.overflow_mask)
     if kind == "normal":
         gen = torch.Generator().manual_seed(seed)
         mean, std = source.float().mean(0), source.float().std(0)
@@ -281,13 +278,13 @@ def focus_transfer(base_model, base_tokenizer, target_tokenizer, texts: Iterable
         raise ValueError("FOCUS needs text in the target domain to train its auxiliary token embeddings, got none; "
                          "pass texts=[...] (a few hundred KB of the target language/domain)")
     sequences = _encode(target_tok, texts)
-    sf = surface_forms(target_tok, base_tok)
+    n_base = adapter.input_embeddings(base_model).shape[0]
+    sf = surface_forms(target_tok, base_tok, n_base_rows=n_base)
     v_t = sf.ids.shape[0]
     with torch.enable_grad():
         aux = train_aux_embeddings(sequences, v_t, dim=dim, epochs=epochs, window=window, negatives=negatives,
                                    min_count=min_count, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
     plan = focus_plan(base_tok, target_tok, aux, special=sf.special, temperature=temperature)
-    n_base = adapter.input_embeddings(base_model).shape[0]
     if len(plan.copy) and int(plan.copy.max()) >= n_base:
         raise ValueError(f"base tokenizer has more tokens than the base model's {n_base} embedding rows; "
                          "pass the tokenizer that belongs to base_model")

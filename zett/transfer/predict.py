@@ -47,16 +47,24 @@ def length_chunks(surface_mask: torch.Tensor, chunk_size: int) -> list[torch.Ten
 
 
 def chunked(fn: Callable, surface_ids: torch.Tensor, surface_mask: torch.Tensor, special: torch.Tensor | None,
-            chunk_size: int = 8192, progress: bool = True, desc: str = "predicting embeddings") -> Rows:
-    """Run ``fn(ids [C, L], mask [C, L], special [C] | None) -> (in [C, d], out [C, d] | None, bias [C] | None)``
-    over the vocabulary in length-sorted chunks and scatter the results back into vocabulary order."""
+            chunk_size: int = 8192, progress: bool = True, desc: str = "predicting embeddings",
+            overflow_ids: torch.Tensor | None = None, overflow_mask: torch.Tensor | None = None) -> Rows:
+    """Run ``fn(ids [C, L], mask [C, L], special [C] | None, overflow_ids [C, E], overflow_mask [C, E])
+    -> (in [C, d], out [C, d] | None, bias [C] | None)`` over the vocabulary in length-sorted chunks and scatter
+    the results back into vocabulary order. overflow_ids/overflow_mask # [V, E]: pieces past ``max_pieces``
+    (``SurfaceForms``), cut to each chunk's own width; None = no token is truncated."""
     n_tokens = surface_ids.shape[0]
+    if overflow_ids is None:
+        overflow_ids = torch.zeros((n_tokens, 0), dtype=surface_ids.dtype)
+        overflow_mask = torch.zeros((n_tokens, 0), dtype=torch.bool)
     e_in = e_out = bias = None
     with _progress(n_tokens, desc, progress) as bar:
         for idx in length_chunks(surface_mask, chunk_size):
             width = max(int(surface_mask[idx].sum(1).max()), 1)
+            extra = int(overflow_mask[idx].sum(1).max()) if overflow_mask.shape[1] else 0
             chunk_in, chunk_out, chunk_bias = fn(surface_ids[idx, :width], surface_mask[idx, :width],
-                                                 None if special is None else special[idx])
+                                                 None if special is None else special[idx],
+                                                 overflow_ids[idx, :extra], overflow_mask[idx, :extra])
             if e_in is None:  # results live on the CPU whatever device computes them
                 e_in = torch.empty((n_tokens, chunk_in.shape[1]), dtype=chunk_in.dtype)
                 e_out = None if chunk_out is None else torch.empty((n_tokens, chunk_out.shape[1]),
@@ -73,27 +81,30 @@ def chunked(fn: Callable, surface_ids: torch.Tensor, surface_mask: torch.Tensor,
 
 def predict_hypernet(hypernet, surface_ids, surface_mask, source: torch.Tensor, special=None,
                      source_bias: torch.Tensor | None = None, chunk_size: int = 8192,
-                     progress: bool = True) -> Rows:
+                     progress: bool = True, overflow_ids=None, overflow_mask=None) -> Rows:
     """All rows from a hypernetwork, computed on the hypernetwork's device (results on the CPU).
-    source # [N_base, n_in]; source_bias # [N_base] or None."""
+    source # [N_base, n_in]; source_bias # [N_base] or None; overflow_ids/overflow_mask # [V, E] (``chunked``)."""
     tied = hypernet.config.base_tied
     device = next(hypernet.parameters()).device
     source = source.to(device)
     source_bias = None if source_bias is None else source_bias.to(device)
 
-    def fn(ids, mask, spec):
+    def fn(ids, mask, spec, ov_ids, ov_mask):
         ids, mask = ids.to(device), mask.to(device)
         spec = None if spec is None else spec.to(device)
-        out = hypernet(ids, mask, source, spec, source_bias=source_bias)
+        out = hypernet(ids, mask, source, spec, source_bias=source_bias, overflow_ids=ov_ids.to(device),
+                       overflow_mask=ov_mask.to(device))
         return out.input_embeddings, None if tied else out.output_embeddings, out.bias
 
     with torch.no_grad():
-        return chunked(fn, surface_ids, surface_mask, special, chunk_size, progress, "hypernetwork")
+        return chunked(fn, surface_ids, surface_mask, special, chunk_size, progress, "hypernetwork",
+                       overflow_ids, overflow_mask)
 
 
 def predict_fvt(surface_ids, surface_mask, source: torch.Tensor, hidden_size: int, special=None,
-                source_bias: torch.Tensor | None = None, chunk_size: int = 8192, progress: bool = True) -> Rows:
-    """All rows by fast vocabulary transfer (mean of the pieces' base rows; see ``zett.models.pieces.fvt_mean``).
+                source_bias: torch.Tensor | None = None, chunk_size: int = 8192, progress: bool = True,
+                overflow_ids=None, overflow_mask=None) -> Rows:
+    """All rows by fast vocabulary transfer (mean of all the pieces' base rows; ``zett.models.pieces.fvt_mean``).
 
     Runs the same code, chunking and dtype as the residual hypernetwork, so an untrained one matches it exactly.
     """
@@ -101,12 +112,14 @@ def predict_fvt(surface_ids, surface_mask, source: torch.Tensor, hidden_size: in
     table = source.float()
     bias_table = None if source_bias is None else source_bias.float()
 
-    def fn(ids, mask, spec):
-        rows = copy_special_rows(fvt_mean(source, ids, mask), table, spec)
+    def fn(ids, mask, spec, ov_ids, ov_mask):
+        rows = copy_special_rows(fvt_mean(source, ids, mask, torch.float32, ov_ids, ov_mask), table, spec)
         bias = None
         if source_bias is not None:
-            bias = copy_special_rows(fvt_mean(source_bias[:, None], ids, mask)[:, 0], bias_table, spec)
+            bias = fvt_mean(source_bias[:, None], ids, mask, torch.float32, ov_ids, ov_mask)[:, 0]
+            bias = copy_special_rows(bias, bias_table, spec)
         return rows[:, :hidden_size], None if tied else rows[:, hidden_size:], bias
 
     with torch.no_grad():
-        return chunked(fn, surface_ids, surface_mask, special, chunk_size, progress, "fvt")
+        return chunked(fn, surface_ids, surface_mask, special, chunk_size, progress, "fvt",
+                       overflow_ids, overflow_mask)
