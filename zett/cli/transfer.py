@@ -100,8 +100,6 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     if method == "focus":
         focus = c.get("focus") or {}
         kwargs = {"texts": _focus_texts(focus), **(focus.get("options") or {})}
-    if method == "hypernet" and not c.get("hypernet_path"):
-        raise ConfigError("method=hypernet needs hypernet_path=DIR (a directory written by zett-train)")
     model, tok = transfer(
         base, target, method=method, hypernet=c.get("hypernet_path"), base_tokenizer=base_tok,
         finetuned_model=c.get("finetuned_model"), inplace=True,

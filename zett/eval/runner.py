@@ -21,7 +21,7 @@ from zett.eval.texts import MULTILINGUAL, corpus_label, eval_texts
 
 log = logging.getLogger(__name__)
 
-METHODS = ("original", "hypernet", "fvt", "lexical", "random", "focus")
+METHODS = ("original", "hypernet", "shipped", "fvt", "lexical", "random", "focus")
 
 
 class EvalConfigError(ValueError):
@@ -126,8 +126,10 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
 
     base_model / targets / base_tokenizer: asset names, local paths or loaded objects (a loaded base model is
     moved to ``device``, never modified otherwise). base_label: the base's name in the records. hypernet: a directory
-    written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, or ``"untrained"`` (a fresh residual
-    hypernetwork, which reproduces FVT; for smoke tests).
+    written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, ``"untrained"`` (a fresh residual
+    hypernetwork, which reproduces FVT; for smoke tests), or None / ``"shipped"`` (the hypernetwork shipped with
+    zett for this base, ``zett.hypernets``). Method ``shipped`` is always the shipped one, so that a trained
+    hypernetwork (``hypernet``) and the shipped one can be compared in one run.
     """
     from tqdm.auto import tqdm
 
@@ -143,9 +145,6 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
         raise EvalConfigError("methods is empty; e.g. methods=[original,fvt]")
     if any(m != "original" for m in methods) and not targets:
         raise EvalConfigError("no target tokenizers: set targets=[gpt2,...] (or methods=[original] only)")
-    if "hypernet" in methods and hypernet is None:
-        raise EvalConfigError("method 'hypernet' needs hypernet_path=DIR (a trained hypernetwork directory, as "
-                              "written by zett-train) or hypernet_path=untrained")
 
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     dev = _resolve_device(device)
@@ -159,16 +158,23 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
     log.info("loaded base model %s in %.1fs", base_label, time.perf_counter() - t0)
     sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel)
 
-    hn = None
-    if "hypernet" in methods:
+    hns = {}
+    for method in {"hypernet", "shipped"} & set(methods):
+        from zett import hypernets
         from zett.models import ZettHypernet
         from zett.transfer import load_hypernet
 
-        if isinstance(hypernet, str) and hypernet == "untrained":
-            hn = ZettHypernet.from_base_model(base, seed=seed, **(hypernet_overrides or {}))
+        spec = hypernet if method == "hypernet" else "shipped"
+        if isinstance(spec, str) and spec == "untrained":
+            hns[method] = ZettHypernet.from_base_model(base, seed=seed, **(hypernet_overrides or {}))
+        elif spec is None or str(spec) == "shipped":
+            try:
+                hns[method] = hypernets.require_for_base(base, "hypernet_path")
+            except hypernets.ShippedHypernetError as e:
+                raise EvalConfigError(f"method {method!r}: {e}") from e
         else:
-            hn = load_hypernet(hypernet)
-        hn.check_compatible(base)
+            hns[method] = load_hypernet(spec)
+        hns[method].check_compatible(base)
     aux_texts = focus_texts(focus, corpora, languages) if "focus" in methods else None
 
     names = {id(t): label(t) for t in targets}
@@ -186,12 +192,12 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
             model, tok, name = base, base_tok, base_label
         else:
             kwargs = {}
-            if method == "hypernet":
-                kwargs["hypernet"] = hn
+            if method in hns:
+                kwargs["hypernet"] = hns[method]
             if method == "focus":
                 kwargs.update(texts=aux_texts, **focus.options)
-            model, tok = transfer(base, target, method=method, base_tokenizer=base_tok, seed=seed,
-                                  progress=progress, **kwargs)
+            model, tok = transfer(base, target, method="hypernet" if method in hns else method,
+                                  base_tokenizer=base_tok, seed=seed, progress=progress, **kwargs)
             model = model.to(dev).eval()
             name = names[id(target)]
             if _fingerprint(base) != fingerprint:

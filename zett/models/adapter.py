@@ -14,6 +14,7 @@ DistilBERT and headless encoders all work; anything else raises :class:`Unsuppor
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -232,8 +233,7 @@ def describe(model) -> dict:
     """What the hypernetwork config records about a base model."""
     e_in = input_embeddings(model)
     return {
-        "base_model_name": str(getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "") or
-                               type(model).__name__),
+        "base_model_name": model_name(model),
         "base_model_type": getattr(model.config, "model_type", None),
         "base_hidden_size": int(e_in.shape[1]),
         "base_vocab_size": int(e_in.shape[0]),
@@ -241,6 +241,22 @@ def describe(model) -> dict:
         "base_has_bias": output_bias(model) is not None,
         "base_fingerprint": fingerprint(source_embeddings(model)),
     }
+
+
+def model_name(model) -> str:
+    """The name a record should carry for a model: its zett asset name when it was loaded from the asset cache
+    (not the machine's cache path), else its name or path, else its class name."""
+    name = str(getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "") or "")
+    if name:
+        from zett.assets import REGISTRY, home
+
+        p = Path(name).expanduser()
+        try:
+            if p.is_absolute() and p.parent.resolve() == (home() / "assets").resolve() and p.name in REGISTRY:
+                return p.name
+        except OSError:
+            pass
+    return name or type(model).__name__
 
 
 def fingerprint(source: torch.Tensor) -> list[float]:

@@ -98,11 +98,30 @@ class ZettHypernetConfig(PretrainedConfig):
         """Width of one source-embedding row: d (tied base) or 2d (untied: input ‖ output)."""
         return self.base_hidden_size * (1 if self.base_tied else 2)
 
+    def mismatches(self, base: dict) -> list[str]:
+        """Why a base model described by ``adapter.describe`` is not the one this hypernetwork was built for
+        (empty when it is): shapes and tying first, then the embedding fingerprint."""
+        problems = [f"{key.removeprefix('base_')} {getattr(self, key)} != {base[key]}"
+                    for key in ("base_model_type", "base_hidden_size", "base_vocab_size", "base_tied")
+                    if getattr(self, key) != base[key]]
+        if not problems and self.base_fingerprint is not None and \
+                not fingerprints_match(self.base_fingerprint, base["base_fingerprint"]):
+            problems.append("the embedding matrices differ")
+        return problems
+
     def describe_base(self) -> str:
         tied = "tied" if self.base_tied else "untied"
         fp = fingerprint_hex(self.base_fingerprint)
         return (f"{self.base_model_name or '?'} ({self.base_model_type}, hidden {self.base_hidden_size}, "
                 f"vocab {self.base_vocab_size}, {tied}, embeddings {fp})")
+
+
+def fingerprints_match(a: list[float], b: list[float], rtol: float = 1e-2) -> bool:
+    """Fingerprints agree up to dtype-cast noise (relative to the matrix's overall std, stat index 1)."""
+    if len(a) != len(b):
+        return False
+    scale = max(abs(a[1]), abs(b[1]), 1e-12)
+    return all(abs(x - y) <= rtol * max(abs(x), abs(y)) + 1e-3 * scale for x, y in zip(a, b, strict=True))
 
 
 def fingerprint_hex(stats: list[float] | None) -> str:

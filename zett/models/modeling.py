@@ -181,13 +181,7 @@ class ZettHypernet(PreTrainedModel):
         """Raise :class:`HypernetMismatchError` unless ``base_model`` is the model this hypernetwork was built for."""
         other = adapter.describe(base_model)
         c = self.config
-        problems = []
-        for key in ("base_model_type", "base_hidden_size", "base_vocab_size", "base_tied"):
-            if getattr(c, key) != other[key]:
-                problems.append(f"{key.removeprefix('base_')} {getattr(c, key)} != {other[key]}")
-        if not problems and c.base_fingerprint is not None and not fingerprints_match(c.base_fingerprint,
-                                                                                       other["base_fingerprint"]):
-            problems.append("the embedding matrices differ")
+        problems = c.mismatches(other)
         if problems:
             tied = "tied" if other["base_tied"] else "untied"
             raise HypernetMismatchError(
@@ -297,10 +291,3 @@ class ZettHypernet(PreTrainedModel):
         attention = c.num_layers * 2 * 2 * h * n_pairs
         return n_positions * self.num_flops_per_piece() + n_tokens * per_token + attention
 
-
-def fingerprints_match(a: list[float], b: list[float], rtol: float = 1e-2) -> bool:
-    """Fingerprints agree up to dtype-cast noise (relative to the matrix's overall std, stat index 1)."""
-    if len(a) != len(b):
-        return False
-    scale = max(abs(a[1]), abs(b[1]), 1e-12)
-    return all(abs(x - y) <= rtol * max(abs(x), abs(y)) + 1e-3 * scale for x, y in zip(a, b, strict=True))

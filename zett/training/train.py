@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -92,7 +94,11 @@ def build(cfg, run_dir: Path):
         from zett.training.base import enable_activation_checkpointing
 
         log.info("activation checkpointing on %d layers of the base model", enable_activation_checkpointing(base))
-    if cfg.get("init_hypernet"):
+    if cfg.get("init_hypernet") == "shipped":
+        from zett import hypernets
+
+        hypernet = hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
+    elif cfg.get("init_hypernet"):
         hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
         hypernet.check_compatible(base)
     else:
@@ -136,6 +142,7 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
+    t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
 
     ckpt_path = cfg.get("ckpt_path")
@@ -159,6 +166,8 @@ def train(cfg) -> dict:
         "hypernet": str(exported) if exported else None,
         "hypernet_digest": params_digest(module.hypernet),
         "world_size": int(trainer.world_size),
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
     }
     if trainer.world_size > 1:
         ranks = run_dir / "ranks"

