@@ -29,3 +29,28 @@ def test_smollm2_botchan_original_and_fvt_gpt2(tmp_path):
     # both byte-level BPEs of ~50k tokens compress English prose about equally (§5.1: 3,054 vs 3,045 tokens)
     assert by["fvt"]["bytes_per_token"] == pytest.approx(by["original"]["bytes_per_token"], rel=0.1)
     assert by["fvt"]["delta_bits_per_byte"] == pytest.approx(fvt - original)
+
+
+def test_shipped_hypernetwork_matches_smollm2_and_beats_fvt_on_held_out_text(tmp_path):
+    """The hypernetwork shipped in zett/hypernets/smollm2-135m: recognised by SmolLM2's fingerprint (also in bf16),
+    and better than FVT on held-out text for tokenizers it never saw."""
+    import torch
+
+    from zett import hypernets
+    from zett.transfer import load_model
+
+    assert "smollm2-135m" in hypernets.available()
+    assert all(size <= 16 * 2**20 for size in hypernets.shard_sizes("smollm2-135m").values())
+    base, _ = load_model("smollm2-135m")
+    assert hypernets.match(base) == "smollm2-135m"
+    assert hypernets.match(base.to(torch.bfloat16)) == "smollm2-135m"
+    assert hypernets.config("smollm2-135m").base_model_name == "smollm2-135m"
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("eval", overrides=[
+            "base_model=smollm2-135m", "targets=[gpt2,llama3]", "corpora=[botchan,stdlib-code]",
+            "methods=[fvt,hypernet]", "max_bytes=6000", f"output_dir={tmp_path}", "progress=false", "device=cpu"])
+    records = evaluate(cfg)
+    bpb = {(r["tokenizer"], r["corpus"], r["method"]): r["bits_per_byte"] for r in records}
+    for tok in ("gpt2", "llama3"):
+        for corpus in ("botchan", "stdlib-code"):
+            assert bpb[tok, corpus, "hypernet"] < bpb[tok, corpus, "fvt"], (tok, corpus)
