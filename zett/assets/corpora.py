@@ -221,11 +221,24 @@ def _eval_texts() -> list[str]:  # tests replace this with fixture texts
     return eval_texts()
 
 
+_INDEX: dict[str, object] = {}  # evaluation fingerprint -> NgramIndex, built once per process
+
+
+def _index(texts: list[str]):
+    from zett.assets.decontam import NgramIndex, fingerprint
+
+    fp = fingerprint(texts)
+    if fp not in _INDEX:
+        _INDEX.clear()
+        _INDEX[fp] = NgramIndex(texts)
+    return _INDEX[fp]
+
+
 def decontaminate(rows: list[dict], eval_texts: list[str]) -> tuple[list[dict], dict]:
     """Drop the training rows that share an n-gram with ``eval_texts``; returns (kept train rows, stats)."""
-    from zett.assets.decontam import NGRAM, NgramIndex
+    from zett.assets.decontam import NGRAM
 
-    index = NgramIndex(eval_texts)
+    index = _index(eval_texts)
     train = [r for r in rows if r["split"] == "train"]
     dropped = [r for r in train if index.contaminated(r["text"])]
     gone = {r["path"] for r in dropped}
@@ -238,7 +251,15 @@ def decontaminate(rows: list[dict], eval_texts: list[str]) -> tuple[list[dict], 
 
 
 def decontamination_stats(name: str) -> dict:
-    """How many training documents/characters the decontamination of prose corpus ``name`` dropped."""
+    """How many training documents/characters the decontamination of prose corpus ``name`` dropped (for the
+    combined corpus: the sums over its parts)."""
+    if get(name).build == "union":
+        from zett.assets.registry import EN_PROSE
+
+        parts = [decontamination_stats(p) for p in EN_PROSE]
+        keys = ("train_docs", "train_chars", "dropped_docs", "dropped_chars")
+        return {"ngram": parts[0]["ngram"], **{k: sum(p[k] for p in parts) for k in keys},
+                "dropped_paths": [f"{n}:{x}" for n, p in zip(EN_PROSE, parts, strict=True) for x in p["dropped_paths"]]}
     _prose_split(name, "train")
     return json.loads(_stats_path(name, _clean_key(name, path(name))).read_text())
 

@@ -9,6 +9,7 @@ checked, so a shared span of ``n`` characters or more is always found (a false h
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 
@@ -85,8 +86,17 @@ def fingerprint(texts: Iterable[str], n: int = NGRAM) -> str:
     return h.hexdigest()
 
 
+@functools.cache  # the evaluation corpora do not change within a process; loading them takes seconds
+def _eval_texts() -> tuple[str, ...]:
+    return tuple(_load_eval_texts())
+
+
 def eval_texts() -> list[str]:
     """Every evaluation text of ``EVAL_SPLITS`` (all languages of glib/gtk: msgids and translations)."""
+    return list(_eval_texts())
+
+
+def _load_eval_texts() -> list[str]:
     from zett.assets.corpora import load_corpus
 
     out: list[str] = []

@@ -305,13 +305,32 @@ _PROSE: list[Asset] = [
            "GPL-2.0+ or CC-BY-SA-3.0", DebPackage(
                "debian-handbook", "11.20220922", "3d5dbeac1f1afc9c094eab9d0f701f6ecff99c4927d5a4794cf6c85678134faa",
                34758056, ((_D + "debian-handbook/html/en-US/*.html", "html"),)), large=True),
-    _prose("debian-policy", "The Debian Policy Manual 4.6.2 and its companion documents (HTML).", "GPL-2.0+",
-           DebPackage(
-               "debian-policy", "4.6.2.0", "ef9d01b625c3b87c3a845c2cd1b66f1a16e9240b2b9e5bee53472a00e8457a39",
-               2300356, ((_D + "debian-policy/policy.html/*.html", "html"),)), large=True),
     _prose("cmake-doc", "The CMake 3.25 manual (Sphinx reST sources).", "BSD-3-Clause", DebPackage(
         "cmake-doc", "3.25.1-1", "6e805a758ffed87cc7ea234cf0a7a1bb8ae78b93d8b5783e7fb989a6320f8133", 2198792,
         ((_D + "cmake-data/html/_sources/**/*.txt", "rst"),)), large=True),
+    _prose("sqlalchemy-doc", "The SQLAlchemy 1.4 documentation (tutorials, ORM and Core guides, FAQ, changelogs): "
+           "its reST sources.", "MIT", DebPackage(
+               "python-sqlalchemy-doc", "1.4.46+ds1-1",
+               "8805c3167ef75278ac6fd58ed9856321c2b2e3a7e441edba84b2eb955216d0fd", 3567160,
+               ((_D + "python-sqlalchemy-doc/rst/**/*.rst", "rst"),)), large=True),
+    _prose("nodejs-doc", "The Node.js 18 API documentation (HTML).", "MIT", DebPackage(
+        "nodejs-doc", "18.20.4+dfsg-1~deb12u3", "d2fbd4f3aecccea9d901a03842ef8380379e0d33010a48af5e797ed68ae874ce",
+        3582164, ((_D + "nodejs/api/*.html", "html"),), exclude=("*/all.html",)), large=True),
+    _prose("libreoffice-help", "The LibreOffice 7.4 help, US English (HTML).", "MPL-2.0", DebPackage(
+        "libreoffice-help-en-us", "4:7.4.7-1+deb12u14",
+        "8faa840285734d6cfe1ed25537b48f07e74bd6412e3917bf8e5f8a653f7b3712", 1753504,
+        (("usr/share/libreoffice/help/en-US/**/*.html", "html"),)), large=True),
+    _prose("maxima-doc", "The Maxima 5.46 computer algebra manual (HTML).", "GPL-2.0", DebPackage(
+        "maxima-doc", "5.46.0-11", "01a726b693a7e465a62040ac5ade4762194d7553524231d77cd1fcd4a69a75b9", 10397540,
+        ((_D + "maxima-doc/html/*.html", "html"),)), large=True),
+    _prose("apache-doc", "The Apache HTTP Server 2.4 manual, English pages (HTML).", "Apache-2.0", DebPackage(
+        "apache2-doc", "2.4.71-1~deb12u1", "a7b3d1131c1c63dbf9999b28e75f9a133d30f70492b419936bd51759ac77a01f",
+        4429560, ((_D + "apache2-doc/manual/en/**/*.html", "html"),)), large=True),
+    _prose("octave-doc", "The GNU Octave 7.3 manual and the liboctave manual (texinfo HTML).", "GPL-3.0+",
+           DebPackage(
+               "octave-doc", "7.3.0-2", "b27897cc7e3d688daa5cb8f8d1ea47077f3fbd205ce32e22522200ff0c1eadd5", 8270064,
+               ((_D + "octave/octave.html/*.html", "html"), (_D + "octave/liboctave.html/*.html", "html"))),
+           large=True),
 ]
 EN_PROSE = tuple(a.name for a in _PROSE)
 _ASSETS += _PROSE
@@ -319,7 +338,8 @@ _ASSETS.append(Asset(
     "en-prose", "corpus",
     "All English prose corpora from Debian documentation packages together (" + ", ".join(EN_PROSE) + "), with "
     "their own splits and decontamination; column 'source' names the part.",
-    "per part (GPL-2.0, PSF-2.0, GPL-1.0+/Artistic, PostgreSQL, BSD-3-Clause, MIT/Apache-2.0, CC-BY-SA-3.0)",
+    "per part (GPL-2.0, PSF-2.0, GPL-1.0+/Artistic, PostgreSQL, BSD-3-Clause, MIT, Apache-2.0, MPL-2.0, GPL-3.0+, "
+    "CC-BY-SA-3.0)",
     build="union", large=True,
 ))
 
