@@ -291,6 +291,18 @@ def test_prose_corpus_is_deterministic_disjoint_nonempty_and_decontaminated(fake
     assert corpora.decontamination_stats("fake-prose")["dropped_docs"] == 0
 
 
+@needs_dpkg
+def test_combined_corpus_concatenates_its_parts_with_their_splits(fake_prose, monkeypatch):
+    monkeypatch.setattr("zett.assets.registry.EN_PROSE", ("fake-prose",))
+    for split in ("train", "test"):
+        part = assets.load_corpus("fake-prose", split)
+        combined = assets.load_corpus("en-prose", split)
+        assert combined["text"] == part["text"] and set(combined["source"]) == {"fake-prose"}
+    stats = corpora.decontamination_stats("en-prose")
+    assert stats["dropped_docs"] == corpora.decontamination_stats("fake-prose")["dropped_docs"] > 0
+    assert all(p.startswith("fake-prose:") for p in stats["dropped_paths"])
+
+
 def test_take_files_matches_globs_excludes_and_decompresses(tmp_path):
     root = tmp_path / "x"
     for rel, text in _doc_files().items():
