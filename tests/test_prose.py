@@ -134,6 +134,8 @@ def test_html_cleaning_takes_the_main_content_only():
     text = clean_html(HTML.replace("<main>", "<div>").replace("</main>", "</div>"))
     assert "hidden_code" not in text and "Navigation" not in text and "table cell" not in text
     assert "Copyright" not in text and PROSE_B in text
+    texinfo = f'<div class="header"><p>Next: <a>The next section of the manual</a>, Up: <a>Top</a></p></div><p>{PROSE_B}</p>'
+    assert clean_html(texinfo) == PROSE_B
 
 
 def test_paragraph_filter_and_boilerplate_removal():
@@ -289,6 +291,20 @@ def test_prose_corpus_is_deterministic_disjoint_nonempty_and_decontaminated(fake
     evaluation[:] = ["completely unrelated evaluation text that shares nothing with any document at all"]
     assert set(assets.load_corpus("fake-prose", "train")["path"]) == paths["train"] | contaminated
     assert corpora.decontamination_stats("fake-prose")["dropped_docs"] == 0
+
+
+@needs_dpkg
+def test_a_new_cleaner_version_recleans_and_removes_the_old_cache(fake_prose, monkeypatch):
+    from zett.assets import prose
+
+    first = assets.load_corpus("fake-prose", "train")["text"]
+    cache = assets.home() / "cache" / "prose"
+    before = sorted(p.name for p in cache.iterdir())
+    assert len(before) == 2  # cleaned documents + decontamination result
+    monkeypatch.setattr(prose, "CLEANER_VERSION", "test-next")
+    assert assets.load_corpus("fake-prose", "train")["text"] == first  # same cleaner code, same documents
+    after = sorted(p.name for p in cache.iterdir())
+    assert len(after) == 2 and not set(before) & set(after)
 
 
 @needs_dpkg

@@ -212,6 +212,10 @@ def _cleaned(name: str, root: Path) -> tuple[str, list[dict]]:
             return key, [json.loads(line) for line in f]
     rows = clean_documents(root / "src")
     _write_atomic(cache, gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), mtime=0))
+    for old in cache.parent.glob(f"{name}-*"):  # results of an older cleaner or package: never read again
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.(jsonl\.gz|decontam\.json)", old.name) \
+                and not old.name.startswith(f"{name}-{key}."):
+            old.unlink(missing_ok=True)
     return key, rows
 
 

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from html.parser import HTMLParser
 
-CLEANER_VERSION = "1"  # bump when cleaning changes: cached corpora are keyed by it
+CLEANER_VERSION = "2"  # bump when cleaning changes: cached corpora are keyed by it
 
 # -- paragraph filter ---------------------------------------------------------------------------------------
 
@@ -266,6 +266,7 @@ _VOID = frozenset("area base br col embed hr img input link meta param source tr
 _SKIP_CLASSES = ("navheader", "navfooter", "sphinxsidebar", "related", "footer", "breadcrumb", "toc",
                  "highlight", "sidebar", "nav-", "docs-nav", "headerlink", "literal-block", "example-contents",
                  "programlisting", "screen", "synopsis", "cmdsynopsis", "funcsynopsis", "menu-title")
+_SKIP_CLASS_TOKENS = frozenset({"header", "nav-panel"})  # texinfo's "Next: ..., Up: ..." navigation
 
 
 class _TextExtractor(HTMLParser):
@@ -304,7 +305,8 @@ class _TextExtractor(HTMLParser):
                 self._break()
             return
         cls = a.get("class", "")
-        if self.skip_stack or tag in _SKIP_TAGS or any(c in cls for c in _SKIP_CLASSES):
+        if (self.skip_stack or tag in _SKIP_TAGS or any(c in cls for c in _SKIP_CLASSES)
+                or _SKIP_CLASS_TOKENS.intersection(cls.split())):
             self.skip_stack.append(tag)
             return
         if tag in _BLOCK_TAGS:
