@@ -18,7 +18,8 @@ def _list() -> int:
         table.add_column(col, overflow="fold")
     for a in REGISTRY.values():
         source = (", ".join(f"{p.name}=={p.version}" for p in a.packages[:1]) or ", ".join(a.debian)
-                  or ", ".join(f"{d.name}={d.version} (Debian)" for d in a.debs) or "Python stdlib")
+                  or ", ".join(f"{d.name}={d.version} (Debian)" for d in a.debs)
+                  or ("its parts (Debian)" if a.build == "union" else "Python stdlib"))
         table.add_row(a.name, a.kind, "yes" if is_cached(a.name) else "-", "large" if a.large else "", source,
                       a.licence)
     Console().print(table)
