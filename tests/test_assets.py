@@ -41,7 +41,7 @@ def test_registry_entry_is_well_formed(asset: Asset):
     assert asset.packages or asset.debian or asset.debs or asset.build in {"stdlib", "union"}
     for d in asset.debs:
         assert re.fullmatch(r"[0-9a-f]{64}", d.sha256) and d.size > 0 and d.version and d.files
-        assert {fmt for _, fmt in d.files} <= {"rst", "pod", "html", "text"}
+        assert {fmt for _, fmt in d.files} <= {"rst", "pod", "html", "text", "vimhelp"}
     for p in asset.packages:
         assert re.fullmatch(r"[0-9a-f]{64}", p.sha256)
         assert p.url.startswith("https://") and p.url.endswith("/" + p.filename)

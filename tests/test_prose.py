@@ -17,7 +17,14 @@ from zett import assets
 from zett.assets import corpora, debian
 from zett.assets.cli import main as cli_main
 from zett.assets.decontam import NgramIndex, ngram_hashes
-from zett.assets.prose import clean_html, clean_pod, clean_rst, drop_boilerplate, keep_paragraph
+from zett.assets.prose import (
+    clean_html,
+    clean_pod,
+    clean_rst,
+    clean_vimhelp,
+    drop_boilerplate,
+    keep_paragraph,
+)
 from zett.assets.registry import EN_PROSE, REGISTRY, Asset, DebPackage
 
 PROSE_A = ("The interpreter reads each line of the program and executes it in order, which makes it easy to "
@@ -136,6 +143,27 @@ def test_html_cleaning_takes_the_main_content_only():
     assert "Copyright" not in text and PROSE_B in text
     texinfo = f'<div class="header"><p>Next: <a>The next section of the manual</a>, Up: <a>Top</a></p></div><p>{PROSE_B}</p>'
     assert clean_html(texinfo) == PROSE_B
+
+
+VIMHELP = f"""\
+*usr_05.txt*\tFor Vim version 9.0.  Last change: 2022 Jun 03
+
+==============================================================================
+*05.1*\tThe vimrc file\t\t\t\t\t*vimrc-intro*
+
+{PROSE_A.replace(", which", "," + chr(10) + "which")} See |defaults.vim| for the details. >
+
+\tsource $VIMRUNTIME/secret_example.vim
+\tset incsearch
+<{PROSE_B}
+
+HEADER LINE THAT IS ONLY A TITLE ~
+"""
+
+
+def test_vim_help_cleaning_drops_tags_and_examples():
+    text = clean_vimhelp(VIMHELP)
+    assert text.split("\n\n") == [PROSE_A + " See defaults.vim for the details.", PROSE_B]
 
 
 def test_paragraph_filter_and_boilerplate_removal():

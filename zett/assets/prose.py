@@ -352,4 +352,43 @@ def clean_text(text: str) -> str:
     return finish(re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")))
 
 
-CLEANERS = {"rst": clean_rst, "pod": clean_pod, "html": clean_html, "text": clean_text}
+# -- Vim help -------------------------------------------------------------------------------------------------
+
+_VIM_TAG = re.compile(r"\*[^*\s|]+\*")
+_VIM_LINK = re.compile(r"\|([^|\s]+)\|")
+
+
+def clean_vimhelp(text: str) -> str:
+    """Vim help files: ``*tag*`` anchors dropped, ``|link|`` kept as its text, example blocks (a line ending in
+    ``>`` up to a line starting with ``<`` or the next unindented line) and ``~`` heading lines removed."""
+    paras: list[str] = []
+    cur: list[str] = []
+    in_example = False
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        line = raw.rstrip()
+        if in_example:
+            if line.startswith("<"):
+                in_example, line = False, line[1:]
+            elif not line or line[0] in " \t":
+                continue
+            else:
+                in_example = False
+        if line.endswith(" >") or line == ">":
+            line, in_example = line[:-1], True
+        header = line.endswith(" ~")  # a heading: not running text
+        line = _VIM_LINK.sub(r"\1", _VIM_TAG.sub("", line)).strip()
+        if header or not line or _ADORNMENT.match(line):
+            if cur:
+                paras.append(" ".join(cur))
+                cur = []
+            continue
+        cur.append(line)
+        if in_example and cur:
+            paras.append(" ".join(cur))
+            cur = []
+    if cur:
+        paras.append(" ".join(cur))
+    return finish(paras)
+
+
+CLEANERS = {"rst": clean_rst, "pod": clean_pod, "html": clean_html, "text": clean_text, "vimhelp": clean_vimhelp}

@@ -31,7 +31,7 @@ class DebPackage:
     """One pinned Debian package, fetched with ``apt-get download NAME=VERSION`` and checked against its sha256.
 
     ``files`` pairs globs inside the package (``**`` allowed) with the cleaner for them (``rst``, ``pod``,
-    ``html``, ``text``; see ``zett.assets.prose``); a ``.gz`` file is decompressed. ``exclude`` drops matching
+    ``html``, ``text``, ``vimhelp``; see ``zett.assets.prose``); a ``.gz`` file is decompressed. ``exclude`` drops matching
     paths (``fnmatch`` patterns).
     """
 
@@ -331,6 +331,11 @@ _PROSE: list[Asset] = [
                "octave-doc", "7.3.0-2", "b27897cc7e3d688daa5cb8f8d1ea47077f3fbd205ce32e22522200ff0c1eadd5", 8270064,
                ((_D + "octave/octave.html/*.html", "html"), (_D + "octave/liboctave.html/*.html", "html"))),
            large=True),
+    _prose("vim-doc", "The Vim 9.0 help files (user manual and reference; Vim help format).",
+           "Vim licence (GPL-compatible)", DebPackage(
+               "vim-runtime", "2:9.0.1378-2+deb12u2",
+               "6a3dd2317a593742cb247f3494d986b3127887dbe1449253b8efa6112289854e", 7026844,
+               (("usr/share/vim/vim90/doc/*.txt", "vimhelp"),)), large=True),
 ]
 EN_PROSE = tuple(a.name for a in _PROSE)
 _ASSETS += _PROSE
@@ -339,7 +344,7 @@ _ASSETS.append(Asset(
     "All English prose corpora from Debian documentation packages together (" + ", ".join(EN_PROSE) + "), with "
     "their own splits and decontamination; column 'source' names the part.",
     "per part (GPL-2.0, PSF-2.0, GPL-1.0+/Artistic, PostgreSQL, BSD-3-Clause, MIT, Apache-2.0, MPL-2.0, GPL-3.0+, "
-    "CC-BY-SA-3.0)",
+    "CC-BY-SA-3.0, Vim)",
     build="union", large=True,
 ))
 
