@@ -75,6 +75,8 @@ tabled cells
 1
 
 - A bullet item that is a full sentence and has the words of the language.
+* ``GFP_KERNEL`` - both background and direct reclaim are allowed and the
+  **default** page allocator behaviour is used by the kernel.
 """
 
 
@@ -84,6 +86,8 @@ def test_rst_cleaning_keeps_prose_and_drops_markup_code_and_tables():
     assert PROSE_A in paras and PROSE_B in paras  # wrapped lines joined; directive body kept
     assert "See the open_the_door function and literal_words in the guide for more on this topic" in text
     assert "A bullet item that is a full sentence and has the words of the language." in paras
+    assert ("GFP_KERNEL - both background and direct reclaim are allowed and the default page allocator "
+            "behaviour is used by the kernel.") in paras  # continuation lines align with the item's text
     assert "Here is an example that shows the basic usage:" in text
     for gone in ("secret_function_name", "literal block", "frobnicate", "SPDX", "comment", "col1", "tabled",
                  "grid", "doctest_line", "=====", "``", ":func:", "https://", "*", "Reading the manual"):

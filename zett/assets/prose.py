@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from html.parser import HTMLParser
 
-CLEANER_VERSION = "2"  # bump when cleaning changes: cached corpora are keyed by it
+CLEANER_VERSION = "3"  # bump when cleaning changes: cached corpora are keyed by it
 
 # -- paragraph filter ---------------------------------------------------------------------------------------
 
@@ -174,11 +174,12 @@ def clean_rst(text: str) -> str:
         if b:
             flush()
             line = line[b.end():]
-            cur_indent = ind
-        elif cur and ind != cur_indent:
-            flush()  # a definition or block quote under the previous line starts a new paragraph
-        if not cur:
-            cur_indent = ind
+            cur_indent = b.end()  # an item's continuation lines align with its text, not its marker
+        else:
+            if cur and ind != cur_indent:
+                flush()  # a definition or block quote under the previous line starts a new paragraph
+            if not cur:
+                cur_indent = ind
         line = _FIELD.sub("", line) if line.lstrip().startswith(":") else line
         stripped = line.strip()
         if stripped.endswith("::"):
