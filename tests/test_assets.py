@@ -38,7 +38,10 @@ def test_registry_has_every_required_asset_with_its_kind():
 @pytest.mark.parametrize("asset", list(REGISTRY.values()), ids=lambda a: a.name)
 def test_registry_entry_is_well_formed(asset: Asset):
     assert asset.licence and asset.description
-    assert asset.packages or asset.debian or asset.build == "stdlib"
+    assert asset.packages or asset.debian or asset.debs or asset.build in {"stdlib", "union"}
+    for d in asset.debs:
+        assert re.fullmatch(r"[0-9a-f]{64}", d.sha256) and d.size > 0 and d.version and d.files
+        assert {fmt for _, fmt in d.files} <= {"rst", "pod", "html", "text", "vimhelp"}
     for p in asset.packages:
         assert re.fullmatch(r"[0-9a-f]{64}", p.sha256)
         assert p.url.startswith("https://") and p.url.endswith("/" + p.filename)
@@ -48,7 +51,8 @@ def test_registry_entry_is_well_formed(asset: Asset):
     if asset.main:
         assert asset.main in asset.members.values()
     if asset.build:
-        assert asset.build.partition(":")[0] in {"gguf_to_hf", "gemma_assemble", "stdlib", "debian_mo"}
+        assert asset.build.partition(":")[0] in {"gguf_to_hf", "gemma_assemble", "stdlib", "debian_mo",
+                                                 "debian_prose", "union"}
 
 
 def test_same_package_file_has_one_checksum():

@@ -150,6 +150,159 @@ _READERS = {
 }
 
 
+# -- English prose from Debian documentation (cleaned and decontaminated on first load, then cached) -----------
+
+MIN_DOC_CHARS = 200  # a file that cleans to less than this (an index, a stub page) is not a document
+
+
+def _cache_dir() -> Path:
+    from zett.assets.store import home
+
+    d = home() / "cache" / "prose"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def clean_documents(src: Path) -> list[dict]:
+    """Clean every file under ``src/<format>/`` (see ``zett.assets.prose``) into rows {text, path, split}: one
+    document per file, boilerplate repeated across files removed, split by a hash of the path."""
+    from zett.assets.prose import CLEANERS, drop_boilerplate
+
+    paths, texts = [], []
+    for fmt_dir in sorted(p for p in src.iterdir() if p.is_dir()):
+        clean = CLEANERS[fmt_dir.name]
+        for f in sorted(p for p in fmt_dir.rglob("*") if p.is_file()):
+            paths.append(f.relative_to(fmt_dir).as_posix())
+            texts.append(clean(f.read_bytes().decode("utf-8", "replace")))
+    texts = drop_boilerplate(texts)
+    return [{"text": t, "path": p, "split": split_of(p)} for p, t in zip(paths, texts, strict=True)
+            if len(t) >= MIN_DOC_CHARS]
+
+
+def _clean_key(name: str, root: Path) -> str:
+    from zett.assets.prose import CLEANER_VERSION
+    from zett.assets.store import MANIFEST
+
+    files = json.loads((root / MANIFEST).read_text())["files"]
+    h = hashlib.sha256(f"{name}\ncleaner={CLEANER_VERSION}\n".encode())
+    for rel in sorted(files):
+        h.update(f"{rel}\t{files[rel]['sha256']}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _cleaned(name: str, root: Path) -> tuple[str, list[dict]]:
+    key = _clean_key(name, root)
+    cache = _cache_dir() / f"{name}-{key}.jsonl.gz"
+    if cache.exists():
+        with gzip.open(cache, "rt", encoding="utf-8") as f:
+            return key, [json.loads(line) for line in f]
+    rows = clean_documents(root / "src")
+    _write_atomic(cache, gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), mtime=0))
+    for old in cache.parent.glob(f"{name}-*"):  # results of an older cleaner or package: never read again
+        if re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}\.(jsonl\.gz|decontam\.json)", old.name) \
+                and not old.name.startswith(f"{name}-{key}."):
+            old.unlink(missing_ok=True)
+    return key, rows
+
+
+def _eval_texts() -> list[str]:  # tests replace this with fixture texts
+    from zett.assets.decontam import eval_texts
+
+    return eval_texts()
+
+
+_INDEX: dict[str, object] = {}  # evaluation fingerprint -> NgramIndex, built once per process
+
+
+def _index(texts: list[str]):
+    from zett.assets.decontam import NgramIndex, fingerprint
+
+    fp = fingerprint(texts)
+    if fp not in _INDEX:
+        _INDEX.clear()
+        _INDEX[fp] = NgramIndex(texts)
+    return _INDEX[fp]
+
+
+def decontaminate(rows: list[dict], eval_texts: list[str]) -> tuple[list[dict], dict]:
+    """Drop the training rows that share an n-gram with ``eval_texts``; returns (kept train rows, stats)."""
+    from zett.assets.decontam import NGRAM
+
+    index = _index(eval_texts)
+    train = [r for r in rows if r["split"] == "train"]
+    dropped = [r for r in train if index.contaminated(r["text"])]
+    gone = {r["path"] for r in dropped}
+    stats = {
+        "ngram": NGRAM, "train_docs": len(train), "train_chars": sum(len(r["text"]) for r in train),
+        "dropped_docs": len(dropped), "dropped_chars": sum(len(r["text"]) for r in dropped),
+        "dropped_paths": sorted(gone),
+    }
+    return [r for r in train if r["path"] not in gone], stats
+
+
+def decontamination_stats(name: str) -> dict:
+    """How many training documents/characters the decontamination of prose corpus ``name`` dropped (for the
+    combined corpus: the sums over its parts)."""
+    if get(name).build == "union":
+        from zett.assets.registry import EN_PROSE
+
+        parts = [decontamination_stats(p) for p in EN_PROSE]
+        keys = ("train_docs", "train_chars", "dropped_docs", "dropped_chars")
+        return {"ngram": parts[0]["ngram"], **{k: sum(p[k] for p in parts) for k in keys},
+                "dropped_paths": [f"{n}:{x}" for n, p in zip(EN_PROSE, parts, strict=True) for x in p["dropped_paths"]]}
+    _prose_split(name, "train")
+    return json.loads(_stats_path(name, _clean_key(name, path(name))).read_text())
+
+
+def _stats_path(name: str, key: str) -> Path:
+    return _cache_dir() / f"{name}-{key}.decontam.json"
+
+
+def _prose_split(name: str, split: str) -> list[dict]:
+    from zett.assets.decontam import fingerprint
+
+    root = path(name)
+    key, rows = _cleaned(name, root)
+    if split != "train":
+        return [r for r in rows if r["split"] == split]
+    texts = _eval_texts()
+    fp = fingerprint(texts)
+    stats_file = _stats_path(name, key)
+    if stats_file.exists():
+        stats = json.loads(stats_file.read_text())
+        if stats.get("eval_fingerprint") == fp:  # same cleaned corpus, same evaluation texts
+            gone = set(stats["dropped_paths"])
+            return [r for r in rows if r["split"] == "train" and r["path"] not in gone]
+    kept, stats = decontaminate(rows, texts)
+    stats["eval_fingerprint"] = fp
+    _write_atomic(stats_file, json.dumps(stats, indent=1).encode())
+    return kept
+
+
+def _en_prose(split: str) -> list[dict]:
+    from zett.assets.registry import EN_PROSE
+
+    return [{**r, "source": part} for part in EN_PROSE for r in _prose_split(part, split)]
+
+
+def _is_prose(name: str) -> bool:
+    return get(name).build in {"debian_prose", "union"}
+
+
 def load_corpus(name: str, split: str = "train", languages: list[str] | None = None):
     """Load corpus ``name`` (see ``zett-assets list``) as a ``datasets.Dataset`` with a ``text`` column
     (and ``language`` for multilingual corpora), fetching it first if needed."""
@@ -157,10 +310,14 @@ def load_corpus(name: str, split: str = "train", languages: list[str] | None = N
 
     asset = get(name)
     if asset.kind != "corpus":
-        raise AssetError(f"{name!r} is a {asset.kind}, not a corpus. Corpora: {', '.join(_READERS)}")
+        raise AssetError(f"{name!r} is a {asset.kind}, not a corpus. Corpora: {', '.join(_READERS)} and the "
+                         "Debian prose corpora (zett-assets list)")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-    rows = [r for r in _READERS[name](path(name)) if r["split"] == split]
+    if _is_prose(name):
+        rows = _en_prose(split) if get(name).build == "union" else _prose_split(name, split)
+    else:
+        rows = [r for r in _READERS[name](path(name)) if r["split"] == split]
     if languages is not None:
         rows = [r for r in rows if r.get("language") in set(languages)]
     if not rows:

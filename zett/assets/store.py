@@ -269,6 +269,15 @@ def _build(asset: Asset, out: Path) -> None:
         _build_stdlib(asset, out)
     elif step == "debian_mo":
         _build_debian_mo(asset, out, arg)
+    elif step == "debian_prose":
+        from zett.assets.debian import build_debian_prose
+
+        build_debian_prose(asset, out)
+    elif step == "union":  # a combined corpus: its parts are assets of their own
+        from zett.assets.registry import EN_PROSE
+
+        for part in EN_PROSE:
+            fetch(part)
     else:  # pragma: no cover - registry integrity test guards this
         raise AssetError(f"unknown build step {asset.build!r}")
 
