@@ -39,7 +39,9 @@ REPO = Path(__file__).resolve().parents[2]
 # What the device image lacks (the shared reference lists its packages); pinned like pyproject.toml.
 WHEELS = ["hydra-core==1.3.2", "omegaconf==2.3.0", "antlr4-python3-runtime==4.9.3", "datasets==5.2.0",
           "dill==0.4.0", "multiprocess==0.70.18", "gguf==0.19.0", "transformers==5.23.0"]
-DEFAULT_ASSETS = ["botchan", "stdlib-code", "glib", "gpt2", "starcoder", "qwen2"]
+# experiment=shipped-gpu: data=en_code_ml (en-prose, botchan, stdlib-code, glib, gtk), its validation tokenizers
+# and the texts decontamination compares against (humaneval)
+DEFAULT_ASSETS = ["botchan", "stdlib-code", "glib", "gtk", "humaneval", "en-prose", "gpt2", "starcoder", "qwen2"]
 DEFAULT_MODEL = "smollm2-135m"
 
 
@@ -198,7 +200,7 @@ def main(argv=None) -> int:
     a.add_argument("--model", default=DEFAULT_MODEL, help="model asset carried as its download ('none': no model)")
     a.add_argument("--part-mib", type=float, default=40.0, help="the tree itself and the wheels travel too")
     a.add_argument("--no-wheels", action="store_true", help="skip the wheels (a machine that has them: tests)")
-    a.add_argument("overrides", nargs="*", default=["experiment=smollm2-gpu", "trainer.max_time=00:00:05:00"],
+    a.add_argument("overrides", nargs="*", default=["experiment=shipped-gpu", "trainer.max_time=00:00:05:00"],
                    help="zett-train overrides for the last call")
     b = sub.add_parser("run", help="there: stage this call's part; with --go restore, install, train, export")
     b.add_argument("--pack", default=".device", help="the packed folder, relative to the repository")
