@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from operator import itemgetter
 
 import numpy as np
 
@@ -93,6 +94,9 @@ class TokenizerSampler:
         self._total = np.zeros(cap, dtype=np.int64)
         self._candidate = np.zeros(cap, dtype=bool)
         self._candidate[:n] = [is_candidate(s) for s in self._strings]
+        # the same strings as an object array, so a whole vocabulary is gathered with one fancy index
+        self._string_arr = np.empty(cap, dtype=object)
+        self._string_arr[:n] = self._strings
         self._n_flagged = n
         self._memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # pretoken -> (ids, weights); ids change here
 
@@ -102,6 +106,7 @@ class TokenizerSampler:
         cap = max(n, 2 * len(self._total))
         self._total = np.concatenate([self._total, np.zeros(cap - len(self._total), dtype=np.int64)])
         self._candidate = np.concatenate([self._candidate, np.zeros(cap - len(self._candidate), dtype=bool)])
+        self._string_arr = np.concatenate([self._string_arr, np.empty(cap - len(self._string_arr), dtype=object)])
 
     def _pretoken_entry(self, pretoken: str) -> tuple[np.ndarray, np.ndarray]:
         """Index ids and byte-length weights of one pretoken's substrings (new substrings join the index in
@@ -127,6 +132,7 @@ class TokenizerSampler:
         n = len(self._strings)
         self._grow(n)
         self._candidate[self._n_flagged:n] = [is_candidate(x) for x in self._strings[self._n_flagged:n]]
+        self._string_arr[self._n_flagged:n] = self._strings[self._n_flagged:n]
         self._n_flagged = n
 
     def _batch_entry(self, texts) -> tuple[np.ndarray, np.ndarray]:
@@ -231,8 +237,15 @@ class TokenizerSampler:
         else:
             top = np.argpartition(-score, take - 1)[:take] if take < len(cand) else np.arange(len(cand))
             top = top[np.lexsort((cand[top], -score[top]))]  # by score, ties by index: deterministic
-        chosen = [(self._strings[int(cand[i])], float(score[i])) for i in top]
-        chosen = [c for c in chosen if c[0] not in special_text][:k]
+        # Vectorised over the whole vocabulary: gather the strings with one object-array index and drop the
+        # base specials' texts by their index ids (a special text that was never counted cannot be chosen).
+        special_idx = [self._index[t] for t in special_text if t in self._index]
+        ids = cand[top]
+        if special_idx:
+            keep = ~np.isin(ids, np.asarray(special_idx, dtype=np.int64))
+            ids, top = ids[keep], top[keep]
+        ids, top = ids[:k], top[:k]
+        chosen = list(zip(self._string_arr[ids].tolist(), score[top].tolist(), strict=True))
         # Too little text for k distinct pieces (tiny corpora only): pad with placeholders the byte-level
         # pretokenizer can never produce (punctuation and letters never share a pretoken), so the size holds.
         chosen += [(f"<|zett_unused_{j}|>", _NEG) for j in range(k - len(chosen))]
@@ -252,22 +265,27 @@ class TokenizerSampler:
     def _build(self, pieces: list[tuple[str, float]], n_total: int):
         from tokenizers import AddedToken, Tokenizer, models
 
-        vocab: list[tuple[str, float] | None] = [None] * n_total
-        floor = min((s for _, s in pieces), default=_NEG)
-        late = []
+        floor = min(map(itemgetter(1), pieces), default=_NEG)
+        taken, late = {}, []
         for i, s in self.specials:  # base specials keep their base ids where they fit
             if i < n_total:
-                vocab[i] = (s, floor)
+                taken[i] = s
             else:
                 late.append(s)
-        free = iter(range(n_total - 1, -1, -1))
+        j = n_total - 1
         for s in late:  # the rest take the last free slots
-            j = next(j for j in free if vocab[j] is None)
-            vocab[j] = (s, floor)
-        it = iter(pieces)
-        for j in range(n_total):
-            if vocab[j] is None:
-                vocab[j] = next(it)
+            while j in taken:
+                j -= 1
+            taken[j] = s
+            j -= 1
+        # The pieces fill the free slots in order: insert the specials into the piece list at their slots in
+        # ascending order (a handful of inserts instead of a Python loop over the whole vocabulary).
+        vocab = list(pieces[:n_total - len(taken)])
+        if len(vocab) + len(taken) != n_total:
+            raise ValueError(f"TokenizerSampler: {len(pieces)} pieces and {len(taken)} specials cannot fill "
+                             f"{n_total} slots")
+        for j in sorted(taken):
+            vocab.insert(j, (taken[j], floor))
         backend = Tokenizer(models.Unigram(vocab, unk_id=None, byte_fallback=False))
         normalizer, pre_tokenizer, decoder = self._static
         if normalizer is not None:
@@ -278,10 +296,18 @@ class TokenizerSampler:
         if not late and self.base.backend_tokenizer.post_processor is not None:
             backend.post_processor = self.base.backend_tokenizer.post_processor
         if late:
-            return self._wrap(backend)
-        if self._template is None:
-            self._template = self._wrap(backend)
-        return self._clone(backend)
+            tok = self._wrap(backend)
+        else:
+            if self._template is None:
+                self._template = self._wrap(backend)
+            tok = self._clone(backend)
+        # The vocabulary by id in byte-level spelling (None at the specials): surface_forms(byte_level=...) reads
+        # it instead of converting the whole vocabulary back out of the tokenizer.
+        byte_level = list(map(itemgetter(0), vocab))
+        for j in taken:
+            byte_level[j] = None
+        tok.zett_byte_level = byte_level
+        return tok
 
     def _wrap(self, backend):
         from transformers import PreTrainedTokenizerFast
