@@ -192,3 +192,35 @@ def test_prefix_encoding_with_a_special_token_across_the_cut(bpe_tokenizer):
         ids, mask = encode_texts_prefix(tok, texts, block_size)
         ref_ids, ref_mask = encode_texts(tok, texts, block_size)
         assert torch.equal(ids, ref_ids) and torch.equal(mask, ref_mask)
+
+
+def test_reuse_serves_k_batches_and_keeps_counting(bpe_tokenizer):
+    plain, reused = make(bpe_tokenizer), make(bpe_tokenizer, reuse=3)
+    batches = [TEXTS[4 * k:4 * k + 8] for k in range(7)]
+    toks = [reused.sample(b) for b in batches]
+    for b in batches:
+        plain.sample(b)
+    assert toks[0] is toks[1] is toks[2] and toks[3] is toks[4] is toks[5] and toks[6] is not toks[5]
+    assert toks[3] is not toks[0]
+    assert reused.queue_totals() == plain.queue_totals()  # every batch's counts reach the queue
+    with pytest.raises(ValueError, match="reuse"):
+        TokenizerSampler(bpe_tokenizer, reuse=0)
+
+
+def test_collator_with_reuse_equals_fresh_decomposition(bpe_tokenizer):
+    from functools import partial
+
+    from zett.training.collator import SampledTokenizerCollator
+
+    col = SampledTokenizerCollator(bpe_tokenizer, partial(TokenizerSampler, vocab_size=700, queue_size=4, reuse=2),
+                                   block_size=32, warmup_texts={"d": TEXTS})
+    for k in range(4):
+        texts = TEXTS[4 * k:4 * k + 8]
+        batch = col({"texts": texts, "domain": "d"})
+        tok = col.sampler("d")._current
+        sf = surface_forms(tok, bpe_tokenizer, 7)
+        ids, _ = encode_texts(tok, texts, 32)
+        order = torch.argsort(sf.mask.sum(1), stable=True)
+        width = batch["surface_ids"].shape[1]
+        assert torch.equal(batch["surface_ids"], sf.ids[order, :width])
+        assert torch.equal(order[batch["input_ids"]], ids)  # rows of the selection map back to the token ids

@@ -40,12 +40,15 @@ class TokenizerSampler:
     ``[vocab_size_min, vocab_size_max]`` (defaults: 256 + 135 + specials + 1 and ``vocab_size``).
     noise_mean/noise_std: per-tokenizer noise std ``~ LogNormal(ln noise_mean, noise_std)``; ``noise_mean=0``
     turns the noise off. ``seed`` makes the whole stream reproducible; ``state_dict``/``load_state_dict`` resume it.
+    reuse: a sampled tokenizer serves this many consecutive ``sample(push=True)`` calls (default 1: a fresh one
+    every call, the original behaviour); every call still pushes its batch's counts into the queue. A resumed
+    sampler draws a fresh tokenizer at its first call.
     """
 
     def __init__(self, base_tokenizer, vocab_size: int = 32768, vocab_size_std: float = 0.0,
                  vocab_size_min: int | None = None, vocab_size_max: int | None = None, queue_size: int = 16,
                  stride: int = 4, max_piece_len: int = 15, noise_mean: float = 1e-5, noise_std: float = 4.0,
-                 add_prefix_space: bool = False, seed: int = 0):
+                 add_prefix_space: bool = False, seed: int = 0, reuse: int = 1):
         self.base = load_tokenizer(base_tokenizer)
         self.specials = self._base_specials()
         self.fixed = [*byte_to_char(), *whitespace_pieces(max_piece_len)]
@@ -66,6 +69,10 @@ class TokenizerSampler:
         self.noise_mean, self.noise_std = float(noise_mean), float(noise_std)
         self.add_prefix_space = bool(add_prefix_space)
         self.seed = seed
+        if int(reuse) < 1:
+            raise ValueError(f"TokenizerSampler: reuse must be >= 1 (batches per sampled tokenizer), got {reuse}")
+        self.reuse = int(reuse)
+        self._current, self._uses = None, 0  # the tokenizer being reused and how many calls it served
         self._rng = np.random.default_rng(seed)
         self._reset_index()
         self._queue: deque[tuple[np.ndarray, np.ndarray]] = deque()
@@ -334,6 +341,10 @@ class TokenizerSampler:
         ``push=False`` (validation) uses the batch for this tokenizer only and leaves the queue as it was.
         """
         texts = list(texts)
+        if push and self._current is not None and self._uses < self.reuse:
+            self._push(self._batch_entry(texts))
+            self._uses += 1
+            return self._current
         if not texts and not self._queue:
             raise ValueError("TokenizerSampler.sample: no texts and an empty queue; pass the batch's texts")
         entry = self._batch_entry(texts)
@@ -352,7 +363,10 @@ class TokenizerSampler:
                 self._add(entry, -1)
                 if dropped is not None:
                     self._add(dropped, +1)
-        return self._build(pieces, n_total)
+        tok = self._build(pieces, n_total)
+        if push and self.reuse > 1:
+            self._current, self._uses = tok, 1
+        return tok
 
     # -- checkpointing -----------------------------------------------------------------------------------------
 
@@ -384,3 +398,4 @@ class TokenizerSampler:
             self._queue.append(entry)
             self._add(entry, +1)
         self._rng.bit_generator.state = state["rng"]
+        self._current, self._uses = None, 0

@@ -242,6 +242,7 @@ class SampledTokenizerCollator(_BatchBuilder):
         self.state_every = int(state_every)
         self.initial_states = dict(initial_states or {})
         self._samplers: dict[str, object] = {}
+        self._last: dict[str, tuple] = {}  # domain -> (tokenizer, surface forms, selection) of the last batch
         self._generators: dict[int, torch.Generator] = {}
         self._count = 0
 
@@ -279,9 +280,17 @@ class SampledTokenizerCollator(_BatchBuilder):
         texts, domain = item["texts"], item.get("domain", "default")
         sampler = self.sampler(domain)
         tokenizer = sampler.sample(texts, push=True)
-        sf = surface_forms(tokenizer, self.base_tokenizer, self.max_pieces, self.n_base_rows,
-                           byte_level=getattr(tokenizer, "zett_byte_level", None))
-        batch, _ = self.build(tokenizer, texts, sf, self._generator())
+        last = self._last.get(domain)
+        if last is not None and last[0] is tokenizer:  # a reused tokenizer (tokenizer_sampler.reuse > 1)
+            sf, selection = last[1], last[2]
+        else:
+            sf = surface_forms(tokenizer, self.base_tokenizer, self.max_pieces, self.n_base_rows,
+                               byte_level=getattr(tokenizer, "zett_byte_level", None))
+            selection = None
+            if not self.n_subsample:  # the whole vocabulary: the selection depends on the vocabulary alone
+                selection = select_vocab(sf.mask.sum(1), sf.special, None, None, self.bucket)
+            self._last[domain] = (tokenizer, sf, selection)
+        batch, _ = self.build(tokenizer, texts, sf, self._generator(), selection)
         batch["domain"] = domain
         batch["n_truncated"] = int(sf.n_truncated)
         self._count += 1
