@@ -209,7 +209,12 @@ class _BatchBuilder:
             "overflow_mask": overflow_mask[:, :extra],
             "special": sf.special[selection.ids],
             "buckets": selection.buckets,
+            # the same layout as host data: the step slices buckets without reading a device tensor
+            "bucket_spans": selection.buckets.tolist(),
             "vocab_size": len(tokenizer),
+            # host data: whether any position is padding (without any, the base runs without a mask, which
+            # spares transformers a device read of the mask each step)
+            "padded": bool((attn == 0).any()),
         }
         if selection.logit_offset is not None:
             batch["logit_offset"] = selection.logit_offset

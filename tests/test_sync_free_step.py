@@ -1,0 +1,123 @@
+"""The training step never waits for the device: no host syncs in a steady-state step (counted on the CPU by
+``zett.training.syncs``), the non-finite check deferred to check intervals, bucketed == padded layouts."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from zett.testing import SAMPLE_TEXTS
+from zett.training.syncs import count_host_syncs
+
+
+@pytest.fixture(scope="module")
+def base():
+    from zett.testing import tiny_llama, train_tokenizer
+
+    tok = train_tokenizer(vocab_size=300, kind="bpe")
+    return tiny_llama(tok), tok
+
+
+class _Trainer:
+    """The few trainer attributes training_step reads (no logging)."""
+    world_size, global_step, global_rank, log_every_n_steps = 1, 0, 0, 10
+
+
+def _module(model, **kwargs):
+    from zett.models import ZettHypernet
+    from zett.training.losses import CausalLMLoss, LexicalLoss
+    from zett.training.module import ZettTrainingModule
+
+    hypernet = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=1, num_heads=2, seed=0)
+    module = ZettTrainingModule(model, hypernet, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
+                                scheduler={"learning_rates": [1e-3], "warmup_steps": [1], "total_steps": 10},
+                                **kwargs)
+    module._trainer = _Trainer()
+    module.log = module.log_dict = lambda *a, **k: None
+    return module
+
+
+def _batch(tok, bucket=True, n_subsample=None, seed=0):
+    from zett.tokenizers import TokenizerSampler
+    from zett.training.collator import SampledTokenizerCollator
+
+    col = SampledTokenizerCollator(tok, functools.partial(TokenizerSampler, vocab_size=450, queue_size=2),
+                                   block_size=24, n_subsample=n_subsample, bucket=bucket, seed=seed,
+                                   warmup_texts={"d": SAMPLE_TEXTS})
+    return col({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
+
+
+@pytest.mark.parametrize("n_subsample", [None, 400])
+def test_steady_state_step_has_no_host_sync(base, n_subsample):
+    model, tok = base
+    module = _module(model)
+    batch = _batch(tok, n_subsample=n_subsample)
+    assert len(batch["bucket_spans"]) > 1  # several buckets: the per-bucket slicing is exercised
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
+
+    def step():
+        loss = module.training_step(dict(batch), 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up: places the frozen base, creates the non-finite flag
+    with count_host_syncs() as syncs:
+        step()
+    assert syncs.within("/zett/") == 0, dict(syncs.by_site)
+
+
+def test_counter_sees_the_syncs_it_should():
+    x = torch.arange(6)
+    with count_host_syncs() as syncs:
+        int(x.sum()), bool(x.any()), x.tolist(), x[x > 2], x.nonzero(), torch.equal(x, x)
+        x[:2], x[torch.tensor([0, 1])]  # plain and integer indexing are no syncs
+    assert syncs.total == 6 and syncs.within("test_sync_free_step.py") == 6
+    int(x.sum())  # the originals are back after the block
+    assert syncs.total == 6
+
+
+def test_non_finite_loss_raises_at_the_next_check_not_before(base):
+    from zett.training.losses import LossTerm
+
+    class Broken(LossTerm):
+        def forward(self, ctx):
+            return ctx.zero() * float("nan")
+
+    model, tok = base
+    module = _module(model, nonfinite_check_every=3)
+    module.losses["broken"] = Broken()
+    batch = _batch(tok)
+    for step in (0, 1):  # no check yet: the steps run on without reading the flag
+        module._trainer.global_step = step
+        module.training_step(dict(batch), 0)
+    module._trainer.global_step = 2
+    with pytest.raises(FloatingPointError, match=r"rank 0: nan at step 0.*lower scheduler.learning_rates"):
+        module.training_step(dict(batch), 0)
+    with pytest.raises(ValueError, match="nonfinite_check_every"):
+        _module(model, nonfinite_check_every=0)
+
+
+def test_bucketed_layout_gives_the_same_loss_and_gradients_as_padded(base):
+    model, tok = base
+    results = []
+    for bucket in (True, False):
+        module = _module(model)
+        with torch.no_grad():  # a non-zero correction, so the encoder's output matters
+            g = torch.Generator().manual_seed(0)
+            for p in module.hypernet.parameters():
+                if p.requires_grad:
+                    p.add_(0.05 * torch.randn(p.shape, generator=g))
+        batch = _batch(tok, bucket=bucket)
+        assert (len(batch["bucket_spans"]) > 1) == bucket
+        loss = module.training_step(dict(batch), 0)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in module.hypernet.named_parameters() if p.grad is not None}
+        results.append((float(loss), grads))
+    (loss_b, grads_b), (loss_p, grads_p) = results
+    assert loss_b == pytest.approx(loss_p, rel=1e-5)
+    assert grads_b.keys() == grads_p.keys() and len(grads_b) > 5
+    for name in grads_b:
+        torch.testing.assert_close(grads_b[name], grads_p[name], atol=1e-6, rtol=1e-4, msg=name)
