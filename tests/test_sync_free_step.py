@@ -121,3 +121,27 @@ def test_bucketed_layout_gives_the_same_loss_and_gradients_as_padded(base):
     assert grads_b.keys() == grads_p.keys() and len(grads_b) > 5
     for name in grads_b:
         torch.testing.assert_close(grads_b[name], grads_p[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_chunked_ce_bf16_matmuls_track_float32_and_keep_float32_statistics():
+    from zett.training.chunked_ce import chunked_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(50, 16, generator=g, requires_grad=True)
+    weight = torch.randn(300, 16, generator=g, requires_grad=True)
+    bias = torch.randn(300, generator=g, requires_grad=True)
+    targets = torch.randint(300, (50,), generator=g)
+    targets[::7] = -100
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        nll = chunked_cross_entropy(hidden, weight, targets, bias, chunk_size=13, matmul_dtype=dtype)
+        grads = torch.autograd.grad(nll.sum(), (hidden, weight, bias))
+        assert nll.dtype == torch.float32 and all(x.dtype == torch.float32 for x in grads)
+        out[dtype] = (nll.detach(), grads)
+    ref = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, targets, reduction="none")
+    torch.testing.assert_close(out[torch.float32][0], ref.detach(), atol=1e-5, rtol=1e-5)
+    # bf16 products: ~3 significant digits, nothing worse
+    torch.testing.assert_close(out[torch.bfloat16][0], out[torch.float32][0], atol=0.1, rtol=0.02)
+    for a, b in zip(out[torch.bfloat16][1], out[torch.float32][1], strict=True):
+        assert (a - b).norm() / b.norm() < 0.02
+    assert (out[torch.bfloat16][0] != out[torch.float32][0]).any()  # the bf16 path really ran

@@ -51,12 +51,16 @@ class ZettTrainingModule(pl.LightningModule):
     log_every_n_steps). Each step only ORs its flag into a device tensor; the check reads it on the host (and
     all-gathers it over ranks), so a non-finite loss on any rank stops every rank at the same step with one
     message, and steps between checks never wait for the device.
+    ce_matmul_dtype: the vocabulary projection's matmul dtype in the chunked cross-entropy: "auto" (bfloat16 on
+    GPU, float32 on CPU), "float32" or "bfloat16"; the log-softmax is accumulated in float32 either way.
+    allow_tf32: let float32 matmuls use TF32 on GPUs that have it (set when fitting starts).
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
                  scheduler: dict | None = None, objective: str = "clm", val_names: list[str] | None = None,
                  base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0,
-                 balance: str = "fixed", base_tokenizer=None, nonfinite_check_every: int | None = None):
+                 balance: str = "fixed", base_tokenizer=None, nonfinite_check_every: int | None = None,
+                 ce_matmul_dtype: str = "auto", allow_tf32: bool = True):
         super().__init__()
         from zett.models import adapter
 
@@ -95,6 +99,9 @@ class ZettTrainingModule(pl.LightningModule):
         self.nonfinite_check_every = None if nonfinite_check_every is None else int(nonfinite_check_every)
         self._nonfinite: torch.Tensor | None = None  # [2] float: (first bad step or -1, its loss value)
         self._fault = _fault_injection()
+        if ce_matmul_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"ce_matmul_dtype={ce_matmul_dtype!r} is not supported; use auto, float32 or bfloat16")
+        self.ce_matmul_dtype, self.allow_tf32 = ce_matmul_dtype, bool(allow_tf32)
 
     # ------------------------------------------------------------------ frozen base
     @property
@@ -179,7 +186,18 @@ class ZettTrainingModule(pl.LightningModule):
         if self._logit_scale is not None:
             hidden = hidden * self._logit_scale
             bias = None if bias is None else bias * self._logit_scale
-        return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements)
+        return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements,
+                                     matmul_dtype=self._ce_dtype())
+
+    def _ce_dtype(self) -> torch.dtype:
+        if self.ce_matmul_dtype == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.ce_matmul_dtype]
+
+    def on_fit_start(self) -> None:
+        if self.allow_tf32 and self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
 
     def logit_fn(self, logits: torch.Tensor) -> torch.Tensor:
         """The base's logit post-processing (Cohere's logit_scale, Gemma 2's soft-capping) on raw logits."""
