@@ -224,3 +224,19 @@ def test_collator_with_reuse_equals_fresh_decomposition(bpe_tokenizer):
         width = batch["surface_ids"].shape[1]
         assert torch.equal(batch["surface_ids"], sf.ids[order, :width])
         assert torch.equal(order[batch["input_ids"]], ids)  # rows of the selection map back to the token ids
+
+
+def test_datamodule_worker_defaults(monkeypatch):
+    import os
+
+    from zett.training.data import DataConfigError
+    from zett.training.datamodule import ZettDataModule, default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert default_workers() == 3
+    dm = ZettDataModule(sources=[{"path": "x.txt"}], num_workers=None)
+    assert (dm.num_workers, dm.val_num_workers) == (3, 2)
+    assert dm.pin_memory == torch.cuda.is_available()
+    assert ZettDataModule(sources=[{"path": "x.txt"}], num_workers=0).val_num_workers == 0
+    with pytest.raises(DataConfigError, match="data.num_workers"):
+        ZettDataModule(sources=[{"path": "x.txt"}], num_workers=-1)
