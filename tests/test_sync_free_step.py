@@ -145,3 +145,23 @@ def test_chunked_ce_bf16_matmuls_track_float32_and_keep_float32_statistics():
     for a, b in zip(out[torch.bfloat16][1], out[torch.float32][1], strict=True):
         assert (a - b).norm() / b.norm() < 0.02
     assert (out[torch.bfloat16][0] != out[torch.float32][0]).any()  # the bf16 path really ran
+
+
+def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(base):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from zett.models import ZettHypernet
+    from zett.training import CONFIG_DIR
+    from zett.training.fsdp import hypernet_wrap_policy
+
+    model, _ = base
+    hn = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=3, num_heads=2)
+    policy = hypernet_wrap_policy()
+    units = [m for m in hn.modules() if policy(m, recurse=False, nonwrapped_numel=0)]
+    heads = [h for h in (hn.input_head, hn.output_head) if h is not None]
+    assert units == [*hn.layers, *heads] and len(units) == 3 + len(heads)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose("train", overrides=["trainer=fsdp"])
+    from_yaml = instantiate(cfg.trainer.strategy.auto_wrap_policy)
+    assert [m for m in hn.modules() if from_yaml(m, recurse=False, nonwrapped_numel=0)] == units
