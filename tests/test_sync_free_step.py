@@ -165,3 +165,48 @@ def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(base):
         cfg = compose("train", overrides=["trainer=fsdp"])
     from_yaml = instantiate(cfg.trainer.strategy.auto_wrap_policy)
     assert [m for m in hn.modules() if from_yaml(m, recurse=False, nonwrapped_numel=0)] == units
+
+
+def test_flop_accounting_by_hand(base):
+    from zett.models import ZettHypernet
+    from zett.training.throughput import base_matmul_params, hypernet_matmul_params, step_flops
+
+    model, _ = base
+    c = model.config
+    h, i, n_layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+    kv = c.num_key_value_heads * (h // c.num_attention_heads)
+    # Llama layer: q, o [h, h]; k, v [kv, h]; gate, up, down [i, h]; two RMSNorm gains; plus the final norm
+    by_hand = n_layers * (2 * h * h + 2 * kv * h + 3 * i * h + 2 * h) + h
+    assert not c.attention_bias and not c.mlp_bias
+    assert base_matmul_params(model) == by_hand
+    hn = ZettHypernet.from_base_model(model, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2)
+    total = sum(p.numel() for p in hn.parameters())
+    assert hypernet_matmul_params(hn) == total - 256 * hn.config.source_dim - hn.config.max_pieces * 16
+    f = step_flops(n_base=1000, d=8, vocab_rows=50, n_tokens=20, n_hypernet=300, n_pieces=70)
+    assert f == {"base": 4 * 1000 * 20, "head": 6 * 8 * 50 * 20, "hypernet": 6 * 300 * 70,
+                 "total": 80_000 + 48_000 + 126_000}
+
+
+def test_throughput_metrics_are_logged_while_training(tmp_path):
+    import csv
+
+    from hydra import compose, initialize_config_dir
+
+    from zett.training import CONFIG_DIR, train
+
+    run = tmp_path / "perf"
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=[
+            "experiment=debug", "trainer.max_steps=4", "trainer.log_every_n_steps=2", "validate_at_start=false",
+            "data.validation.pairs=[]", "export=false", f"run_dir={run}",
+            "+callbacks.throughput._target_=zett.training.throughput.ThroughputMonitor",
+            "+callbacks.throughput.peak_flops=2e9"])
+    train(cfg)
+    rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))
+    perf = [r for r in rows if r.get("perf/mfu")]
+    assert len(perf) == 2  # steps 2 and 4
+    for r in perf:
+        tflops, mfu = float(r["perf/tflops"]), float(r["perf/mfu"])
+        assert tflops > 0 and mfu == pytest.approx(tflops * 1e12 / 2e9, rel=1e-6)
+        assert float(r["perf/tokens_per_s"]) > 0 and 0 < float(r["perf/hypernet_share"]) <= 1
+        assert 0 < float(r["perf/hypernet_flop_share"]) < 1 and float(r["perf/mfu_measured"]) > 0

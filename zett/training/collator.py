@@ -215,6 +215,9 @@ class _BatchBuilder:
             # host data: whether any position is padding (without any, the base runs without a mask, which
             # spares transformers a device read of the mask each step)
             "padded": bool((attn == 0).any()),
+            # host ints for throughput accounting (zett.training.throughput): real tokens, real encoder pieces
+            "n_tokens": int(attn.sum()),
+            "n_pieces": int(lengths[selection.ids].sum()),
         }
         if selection.logit_offset is not None:
             batch["logit_offset"] = selection.logit_offset

@@ -7,6 +7,7 @@ default) the first time a step needs it. Only the hypernetwork (and any paramete
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -163,13 +164,15 @@ class ZettTrainingModule(pl.LightningModule):
         else:
             spans = [tuple(int(x) for x in row) for row in buckets]
         outs = []
-        for start, end, width in spans:
-            sp = None if special is None else special[start:end]
-            ov_ids = None if overflow_ids is None else overflow_ids[start:end]
-            ov_mask = None if overflow_mask is None else overflow_mask[start:end]
-            outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                      special=sp, source_bias=source_bias, overflow_ids=ov_ids,
-                                      overflow_mask=ov_mask, validate=False))
+        timer = getattr(self, "hypernet_timer", None)  # set by ThroughputMonitor while fitting
+        with timer if timer is not None and self.training else contextlib.nullcontext():
+            for start, end, width in spans:
+                sp = None if special is None else special[start:end]
+                ov_ids = None if overflow_ids is None else overflow_ids[start:end]
+                ov_mask = None if overflow_mask is None else overflow_mask[start:end]
+                outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
+                                          special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                                          overflow_mask=ov_mask, validate=False))
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias
