@@ -73,6 +73,7 @@ class TokenizerSampler:
             raise ValueError(f"TokenizerSampler: reuse must be >= 1 (batches per sampled tokenizer), got {reuse}")
         self.reuse = int(reuse)
         self._current, self._uses = None, 0  # the tokenizer being reused and how many calls it served
+        self.n_batches = 0  # sample(push=True) calls over the sampler's life, resumes included
         self._rng = np.random.default_rng(seed)
         self._reset_index()
         self._queue: deque[tuple[np.ndarray, np.ndarray]] = deque()
@@ -341,6 +342,7 @@ class TokenizerSampler:
         ``push=False`` (validation) uses the batch for this tokenizer only and leaves the queue as it was.
         """
         texts = list(texts)
+        self.n_batches += bool(push)
         if push and self._current is not None and self._uses < self.reuse:
             self._push(self._batch_entry(texts))
             self._uses += 1
@@ -380,6 +382,7 @@ class TokenizerSampler:
             "strings": list(self._strings),
             "queue": [(torch.from_numpy(ids.copy()), torch.from_numpy(w.copy())) for ids, w in self._queue],
             "rng": self._rng.bit_generator.state,
+            "n_batches": self.n_batches,
             "config": {"vocab_size": self.vocab_size, "queue_size": self.queue_size, "stride": self.stride,
                        "max_piece_len": self.max_piece_len, "add_prefix_space": self.add_prefix_space},
         }
@@ -399,3 +402,4 @@ class TokenizerSampler:
             self._add(entry, +1)
         self._rng.bit_generator.state = state["rng"]
         self._current, self._uses = None, 0
+        self.n_batches = int(state.get("n_batches", 0))

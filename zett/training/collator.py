@@ -13,7 +13,9 @@ Batch keys (S = selected vocabulary rows, L = surface length after trimming):
     max_pieces, read by the FVT mean only; E = 0 when no selected token is truncated), special [S] (base id to
     copy, else -1),
     buckets [n, 3] (start, end, pieces), vocab_size (int: size of the sampled vocabulary), domain (str),
-    n_bytes (validation: UTF-8 bytes of the predicted tokens), sampler_state (sometimes; see ``state_every``).
+    n_bytes (validation: UTF-8 bytes of the predicted tokens); host data: bucket_spans (the buckets as a list),
+    padded (bool), n_tokens / n_pieces (ints, throughput accounting). Sampler state never rides in batches: workers
+    write it to ``state_dir`` (see ``SampledTokenizerCollator``).
 
 With a ``TeacherAligner`` (distillation losses, ``zett.training.distill``) a batch also holds the teacher's view of
 the same texts: teacher_input_ids / teacher_attention_mask [B, T_t] (base-tokenizer ids), student_space [S] (the
@@ -231,8 +233,9 @@ class SampledTokenizerCollator(_BatchBuilder):
 
     sampler_factory(base_tokenizer, seed=...) -> TokenizerSampler (a ``functools.partial`` built from the
     ``tokenizer_sampler`` config). warmup_texts: domain -> texts pushed into a new sampler's queue (unless a saved
-    state for that sampler is given). state_every: attach ``sampler_state`` to every n-th batch a worker produces
-    (so that checkpoints can hold the sampler state of DataLoader workers); 0 = never. teacher: a
+    state for that sampler is given). state_every / state_dir: every n-th batch a DataLoader worker produces, it
+    writes the state of the sampler it used to ``<state_dir>/<rank>:<worker>:<domain>.pt`` (whole or not at all),
+    a side channel the data module reads when a checkpoint is saved; 0 or no state_dir = never. teacher: a
     ``TeacherAligner`` when distillation losses are on.
     """
 
@@ -241,13 +244,13 @@ class SampledTokenizerCollator(_BatchBuilder):
                  mlm_probability: float = 0.15, seed: int = 0, rank: int = 0,
                  warmup_texts: dict[str, list[str]] | None = None, state_every: int = 0,
                  initial_states: dict[str, dict] | None = None, teacher: TeacherAligner | None = None,
-                 n_base_rows: int | None = None):
+                 n_base_rows: int | None = None, state_dir: str | None = None):
         super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability, teacher,
                          n_base_rows)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.seed, self.rank = int(seed), int(rank)
         self.warmup_texts = warmup_texts or {}
-        self.state_every = int(state_every)
+        self.state_every, self.state_dir = int(state_every), state_dir
         self.initial_states = dict(initial_states or {})
         self._samplers: dict[str, object] = {}
         self._last: dict[str, tuple] = {}  # domain -> (tokenizer, surface forms, selection) of the last batch
@@ -302,10 +305,31 @@ class SampledTokenizerCollator(_BatchBuilder):
         batch["domain"] = domain
         batch["n_truncated"] = int(sf.n_truncated)
         self._count += 1
-        if self.state_every and torch.utils.data.get_worker_info() is not None and \
+        if self.state_every and self.state_dir and torch.utils.data.get_worker_info() is not None and \
                 self._count % self.state_every == 0:
-            batch["sampler_state"] = {self.sampler_key(domain): sampler.state_dict()}
+            write_sampler_state(self.state_dir, self.sampler_key(domain), sampler.state_dict())
         return batch
+
+
+def write_sampler_state(state_dir: str, key: str, state: dict) -> None:
+    """Save one sampler's state as ``<state_dir>/<key>.pt``, atomically (a reader never sees half a file)."""
+    import os
+
+    path = os.path.join(state_dir, f"{key}.pt")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def read_sampler_states(state_dir: str) -> dict[str, dict]:
+    """Every ``<key>.pt`` under ``state_dir`` -> {key: state} (weights_only: strings, ints and int64 tensors)."""
+    import os
+
+    out = {}
+    for name in sorted(os.listdir(state_dir)):
+        if name.endswith(".pt"):
+            out[name[:-3]] = torch.load(os.path.join(state_dir, name), weights_only=True)
+    return out
 
 
 class FixedTokenizerCollator(_BatchBuilder):

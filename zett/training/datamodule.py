@@ -86,6 +86,7 @@ class ZettDataModule(pl.LightningDataModule):
         self.n_base_rows = n_base_rows
         self.sources = None
         self.collator: SampledTokenizerCollator | None = None
+        self._state_dir: str | None = None  # where this process's DataLoader workers write sampler states
         self._val: list[tuple[str, FixedTokenizerCollator, HeldOutTexts]] | None = None
         self._sampler_states: dict[str, dict] = {}
 
@@ -162,7 +163,7 @@ class ZettDataModule(pl.LightningDataModule):
                 self.base_tokenizer, self.sampler_factory, self.block_size, self.max_pieces,
                 self.n_vocab_subsample, self.bucket, self.objective, self.mlm_probability, self.seed, rank,
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
-                teacher=self._teacher(), n_base_rows=self.n_base_rows)
+                teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir())
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)
@@ -186,12 +187,32 @@ class ZettDataModule(pl.LightningDataModule):
                 for _, collator, texts in self._val or []]
 
     # ------------------------------------------------------------------ sampler state in checkpoints
+    def _sampler_state_dir(self) -> str:
+        """A private directory of this process: the side channel from its DataLoader workers' samplers (each
+        writes one file per (rank, worker, domain), replaced in place, so its size never grows with steps)."""
+        if self._state_dir is None:
+            import tempfile
+
+            self._state_dir = tempfile.mkdtemp(prefix="zett-sampler-state-")
+        return self._state_dir
+
+    def teardown(self, stage: str | None = None) -> None:
+        if self._state_dir is not None and stage in (None, "fit"):
+            import shutil
+
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
     def record_sampler_states(self, states: dict[str, dict]) -> None:
-        """States reported by DataLoader workers (attached to batches); kept for the next checkpoint."""
+        """States handed in directly (kept for the next checkpoint; workers use the state directory)."""
         self._sampler_states.update(states)
 
     def state_dict(self) -> dict:
+        from zett.training.collator import read_sampler_states
+
         states = dict(self._sampler_states)
+        if self._state_dir is not None:
+            states.update(read_sampler_states(self._state_dir))  # written by this rank's workers
         if self.collator is not None:
             states.update(self.collator.sampler_states())  # samplers of the main process (num_workers == 0)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
