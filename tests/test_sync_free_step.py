@@ -210,3 +210,17 @@ def test_throughput_metrics_are_logged_while_training(tmp_path):
         assert tflops > 0 and mfu == pytest.approx(tflops * 1e12 / 2e9, rel=1e-6)
         assert float(r["perf/tokens_per_s"]) > 0 and 0 < float(r["perf/hypernet_share"]) <= 1
         assert 0 < float(r["perf/hypernet_flop_share"]) < 1 and float(r["perf/mfu_measured"]) > 0
+
+
+def test_compiled_hypernet_gives_the_same_step_and_stays_out_of_the_state_dict(base):
+    model, tok = base
+    batch = _batch(tok)
+    plain, compiled = _module(model), _module(model, compile_hypernet="eager")
+    compiled.hypernet.load_state_dict(plain.hypernet.state_dict())
+    assert "hypernet" in compiled._compiled and compiled.state_dict().keys() == plain.state_dict().keys()
+    a, b = plain.training_step(dict(batch), 0), compiled.training_step(dict(batch), 0)
+    torch.testing.assert_close(a, b)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(compiled.hypernet.input_head.proj.weight.grad,
+                               plain.hypernet.input_head.proj.weight.grad)

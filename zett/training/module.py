@@ -55,13 +55,16 @@ class ZettTrainingModule(pl.LightningModule):
     ce_matmul_dtype: the vocabulary projection's matmul dtype in the chunked cross-entropy: "auto" (bfloat16 on
     GPU, float32 on CPU), "float32" or "bfloat16"; the log-softmax is accumulated in float32 either way.
     allow_tf32: let float32 matmuls use TF32 on GPUs that have it (set when fitting starts).
+    compile_hypernet: run the hypernetwork's forward through ``torch.compile(dynamic=True)`` (True: the default
+    backend; a string: that backend). Off by default: bucket shapes change every step, so it pays only once shapes
+    are (nearly) static, e.g. with ``data.bucket=false`` and a fixed vocabulary size.
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
                  scheduler: dict | None = None, objective: str = "clm", val_names: list[str] | None = None,
                  base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0,
                  balance: str = "fixed", base_tokenizer=None, nonfinite_check_every: int | None = None,
-                 ce_matmul_dtype: str = "auto", allow_tf32: bool = True):
+                 ce_matmul_dtype: str = "auto", allow_tf32: bool = True, compile_hypernet: bool | str = False):
         super().__init__()
         from zett.models import adapter
 
@@ -103,6 +106,11 @@ class ZettTrainingModule(pl.LightningModule):
         if ce_matmul_dtype not in ("auto", "float32", "bfloat16"):
             raise ValueError(f"ce_matmul_dtype={ce_matmul_dtype!r} is not supported; use auto, float32 or bfloat16")
         self.ce_matmul_dtype, self.allow_tf32 = ce_matmul_dtype, bool(allow_tf32)
+        # kept out of nn.Module registration: a compiled wrapper would duplicate the hypernet in state_dict
+        self._compiled: dict = {}
+        if compile_hypernet:
+            backend = compile_hypernet if isinstance(compile_hypernet, str) else "inductor"
+            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=True, backend=backend)
 
     # ------------------------------------------------------------------ frozen base
     @property
@@ -170,9 +178,10 @@ class ZettTrainingModule(pl.LightningModule):
                 sp = None if special is None else special[start:end]
                 ov_ids = None if overflow_ids is None else overflow_ids[start:end]
                 ov_mask = None if overflow_mask is None else overflow_mask[start:end]
-                outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                          special=sp, source_bias=source_bias, overflow_ids=ov_ids,
-                                          overflow_mask=ov_mask, validate=False))
+                hypernet = self._compiled.get("hypernet", self.hypernet)
+                outs.append(hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
+                                     special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                                     overflow_mask=ov_mask, validate=False))
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias

@@ -130,9 +130,10 @@ def build(cfg, run_dir: Path):
 
 def _throughput_options(cfg) -> dict:
     """Optional top-level keys of the training step (issue 11; absent = defaults): ce_matmul_dtype (auto |
-    float32 | bfloat16), allow_tf32, nonfinite_check_every (steps; null = trainer.log_every_n_steps)."""
+    float32 | bfloat16), allow_tf32, nonfinite_check_every (steps; null = trainer.log_every_n_steps),
+    compile_hypernet (false | true | a torch.compile backend name)."""
     out = {}
-    for key in ("ce_matmul_dtype", "allow_tf32", "nonfinite_check_every"):
+    for key in ("ce_matmul_dtype", "allow_tf32", "nonfinite_check_every", "compile_hypernet"):
         if cfg.get(key) is not None:
             out[key] = cfg.get(key)
     return out
