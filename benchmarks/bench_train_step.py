@@ -2,9 +2,15 @@
 
 Both steps run the same batch (a sampled tokenizer, vocabulary subsampled): the baseline treats the [S, d]
 embedding rows as plain trainable tensors (forward + backward through the frozen base + chunked cross-entropy +
-AdamW step); the hypernetwork step adds predicting those rows. The ratio is the hypernetwork's overhead. The
-machine's own matmul rate is measured in the same run, and the hypernetwork's FLOPs are reported as a fraction of
-it. Prints one JSON object (progress on stderr).
+AdamW step); the hypernetwork step is the module's own ``training_step`` (CLM + lexical loss, the non-finite
+bookkeeping) plus backward and AdamW. The ratio is the hypernetwork's overhead. The machine's own matmul rate is
+measured in the same run, and the hypernetwork's FLOPs are reported as a fraction of it.
+
+Host syncs: one steady-state step of each kind runs inside ``zett.training.syncs.count_host_syncs`` (loaded from
+this checkout's file, so the benchmark also measures older trees put first on PYTHONPATH): every ``.item()``,
+``int/bool/float(tensor)``, ``.tolist()``, ``.cpu()``, ``torch.equal``, ``nonzero``/boolean-mask indexing made by
+the step, by calling source line. On a GPU ``torch.cuda.set_sync_debug_mode("warn")`` is on as well. Prints one
+JSON object (progress on stderr).
 
     python benchmarks/bench_train_step.py [--base smollm2-135m] [--batch 4] [--block 64] [--subsample 2048]
 """
@@ -58,6 +64,42 @@ def timed(fn, device, repeats):
     return times[len(times) // 2]
 
 
+def _sync_counter():
+    """count_host_syncs from this checkout's zett/training/syncs.py, whatever zett is imported."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "zett" / "training" / "syncs.py"
+    spec = importlib.util.spec_from_file_location("_bench_syncs", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod.count_host_syncs
+
+
+class _Trainer:
+    """The trainer attributes training_step reads; logging is switched off on the module."""
+    world_size, global_step, global_rank, log_every_n_steps, datamodule = 1, 1, 0, 10, None
+
+
+def _short(site: str) -> str:
+    for marker in ("/site-packages/", "/zett/"):
+        if marker in site:
+            return ("zett/" if marker == "/zett/" else "") + site.split(marker, 1)[1]
+    return site
+
+
+def count_syncs(fn, device) -> dict:
+    count_host_syncs = _sync_counter()
+    fn()
+    _sync(device)
+    with count_host_syncs() as syncs:
+        fn()
+    _sync(device)
+    return {"total": syncs.total, "zett": syncs.within("/zett/"),
+            "by_site": {_short(k): v for k, v in sorted(syncs.by_site.items())}}
+
+
 def zett_path(name: str):
     import pathlib
 
@@ -75,7 +117,7 @@ def run(device: str, args) -> dict:
     from zett.training.base import load_base
     from zett.training.collator import SampledTokenizerCollator
     from zett.training.context import StepContext
-    from zett.training.losses import CausalLMLoss
+    from zett.training.losses import CausalLMLoss, LexicalLoss
     from zett.training.module import ZettTrainingModule
 
     if args.random_init:
@@ -91,9 +133,11 @@ def run(device: str, args) -> dict:
         base, tok = load_base(args.base)
     hn_kwargs = {"hidden_size": args.hn_hidden, "num_layers": args.hn_layers} if args.hn_hidden else {}
     hn = ZettHypernet.from_base_model(base, **hn_kwargs)
-    module = ZettTrainingModule(base, hn, {"clm": CausalLMLoss()},
+    module = ZettTrainingModule(base, hn, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
                                 scheduler={"learning_rates": [1e-4], "warmup_steps": [1], "total_steps": 10})
     module.to(device)
+    module._trainer = _Trainer()
+    module.log = module.log_dict = lambda *a, **k: None
     if args.text_file:
         raw = open(args.text_file, encoding="utf-8").read()
         texts = [raw[i * 20000: (i + 1) * 20000] for i in range(8)]
@@ -111,12 +155,12 @@ def run(device: str, args) -> dict:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu",
                                                                                                      enabled=False)
     hn_params = [p for p in module.parameters() if p.requires_grad]
-    opt_hn = torch.optim.AdamW(hn_params, lr=1e-4)
+    fused = {"fused": True} if device == "cuda" else {}
+    opt_hn = torch.optim.AdamW(hn_params, lr=1e-4, **fused)
 
     def hn_step():
         with autocast:
-            ctx = StepContext(module, batch, 1)
-            loss = module.losses["clm"](ctx)
+            loss = module.training_step(dict(batch), 0)
         opt_hn.zero_grad(set_to_none=True)
         loss.backward()
         opt_hn.step()
@@ -125,7 +169,7 @@ def run(device: str, args) -> dict:
         e_in, e_out, _ = module.predict(batch["surface_ids"], batch["surface_mask"], batch["special"],
                                         batch["buckets"])
     fixed = torch.nn.Parameter(e_in.detach().clone())
-    opt_fixed = torch.optim.AdamW([fixed], lr=1e-4)
+    opt_fixed = torch.optim.AdamW([fixed], lr=1e-4, **fused)
 
     def fixed_step():
         with autocast:
@@ -138,6 +182,11 @@ def run(device: str, args) -> dict:
     log(f"[{device}] batch {tuple(batch['input_ids'].shape)}, {rows} vocabulary rows, {pieces} pieces")
     t_fixed = timed(fixed_step, device, args.repeats)
     t_hn = timed(hn_step, device, args.repeats)
+    if device == "cuda":
+        torch.cuda.set_sync_debug_mode("warn")
+    syncs_hn, syncs_fixed = count_syncs(hn_step, device), count_syncs(fixed_step, device)
+    if device == "cuda":
+        torch.cuda.set_sync_debug_mode(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     rate = matmul_gflops(device, dtype, 4096 if device == "cuda" else 2048)
     # hypernet forward+backward ≈ 3 x forward; forward ≈ FLOPs per piece x pieces (+ heads per token)
@@ -159,6 +208,10 @@ def run(device: str, args) -> dict:
         "matmul_gflops": round(rate, 1),
         "hypernet_gflop_per_step": round(hn_flops / 1e9, 2),
         "hypernet_fraction_of_matmul_rate": round(hn_flops / t_hn_only / 1e9 / rate, 3),
+        "host_syncs_per_step": syncs_hn["total"],
+        "host_syncs_per_step_in_zett": syncs_hn["zett"],
+        "host_syncs_by_site": syncs_hn["by_site"],
+        "host_syncs_per_step_fixed_embeddings": syncs_fixed["total"],
     }
 
 

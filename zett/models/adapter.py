@@ -14,6 +14,7 @@ DistilBERT and headless encoders all work; anything else raises :class:`Unsuppor
 from __future__ import annotations
 
 import inspect
+import weakref
 from pathlib import Path
 
 import torch
@@ -137,17 +138,38 @@ def hidden_states(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tens
     the model's embedding module applies is applied here. Final norm (and, for masked LMs, the head transform)
     is included, so ``logits(model, hidden, E_out, bias)`` reproduces the model's own logits.
     """
-    emb = _input_module(model)
+    plan = _forward_plan(model)
+    emb = plan["embedding"]
     if inputs_embeds.shape[-1] != emb.weight.shape[1]:
         raise ValueError(f"inputs_embeds width {inputs_embeds.shape[-1]} != model hidden size {emb.weight.shape[1]}")
-    scale = _input_scale(model, emb)
-    if scale is not None:
-        inputs_embeds = inputs_embeds * scale.to(inputs_embeds.dtype)
-    backbone = _backbone(model)
-    kwargs = {"use_cache": False} if "use_cache" in inspect.signature(backbone.forward).parameters else {}
-    outputs = backbone(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+    if plan["scaled"]:  # read at call time: the factor (often a buffer) follows the model's device and dtype
+        inputs_embeds = inputs_embeds * torch.as_tensor(emb.embed_scale, device=inputs_embeds.device,
+                                                        dtype=inputs_embeds.dtype)
+    outputs = plan["backbone"](inputs_embeds=inputs_embeds, attention_mask=attention_mask, **plan["kwargs"])
     hidden = outputs[0] if isinstance(outputs, tuple) else outputs.last_hidden_state
-    return _head_transform(model)(hidden)
+    return plan["head"](hidden)
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _forward_plan(model) -> dict:
+    """What ``hidden_states`` needs to know about a model (embedding module, input scaling, backbone, its
+    keyword arguments, head transform), worked out once per model object: the probes read tensors on the host
+    and ``inspect.signature`` is slow, so a training step must not repeat them."""
+    plan = _PLANS.get(model)
+    emb, out = _input_module(model), _output_module(model)
+    if plan is None or plan["embedding"] is not emb or plan["output"] is not out:  # new model, or a module replaced
+        backbone = _backbone(model)
+        plan = _PLANS[model] = {
+            "embedding": emb,
+            "output": out,
+            "scaled": _input_scale(model, emb) is not None,
+            "backbone": backbone,
+            "kwargs": {"use_cache": False} if "use_cache" in inspect.signature(backbone.forward).parameters else {},
+            "head": _head_transform(model),
+        }
+    return plan
 
 
 def logits(model, hidden: torch.Tensor, output_embeddings: torch.Tensor,

@@ -57,8 +57,6 @@ def copy_special_rows(values: torch.Tensor, table: torch.Tensor, special: torch.
     if special is None:
         return values
     special = special.to(values.device)
-    is_special = special >= 0
-    if not bool(is_special.any()):
-        return values
+    is_special = special >= 0  # no early exit on "none special": that test would read the mask on the host
     picked = table[special.clamp(min=0)].to(values.dtype)
     return torch.where(is_special.view(-1, *([1] * (values.dim() - 1))), picked, values)

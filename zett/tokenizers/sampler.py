@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from operator import itemgetter
 
 import numpy as np
 
@@ -39,12 +40,15 @@ class TokenizerSampler:
     ``[vocab_size_min, vocab_size_max]`` (defaults: 256 + 135 + specials + 1 and ``vocab_size``).
     noise_mean/noise_std: per-tokenizer noise std ``~ LogNormal(ln noise_mean, noise_std)``; ``noise_mean=0``
     turns the noise off. ``seed`` makes the whole stream reproducible; ``state_dict``/``load_state_dict`` resume it.
+    reuse: a sampled tokenizer serves this many consecutive ``sample(push=True)`` calls (default 1: a fresh one
+    every call, the original behaviour); every call still pushes its batch's counts into the queue. A resumed
+    sampler draws a fresh tokenizer at its first call.
     """
 
     def __init__(self, base_tokenizer, vocab_size: int = 32768, vocab_size_std: float = 0.0,
                  vocab_size_min: int | None = None, vocab_size_max: int | None = None, queue_size: int = 16,
                  stride: int = 4, max_piece_len: int = 15, noise_mean: float = 1e-5, noise_std: float = 4.0,
-                 add_prefix_space: bool = False, seed: int = 0):
+                 add_prefix_space: bool = False, seed: int = 0, reuse: int = 1):
         self.base = load_tokenizer(base_tokenizer)
         self.specials = self._base_specials()
         self.fixed = [*byte_to_char(), *whitespace_pieces(max_piece_len)]
@@ -65,6 +69,11 @@ class TokenizerSampler:
         self.noise_mean, self.noise_std = float(noise_mean), float(noise_std)
         self.add_prefix_space = bool(add_prefix_space)
         self.seed = seed
+        if int(reuse) < 1:
+            raise ValueError(f"TokenizerSampler: reuse must be >= 1 (batches per sampled tokenizer), got {reuse}")
+        self.reuse = int(reuse)
+        self._current, self._uses = None, 0  # the tokenizer being reused and how many calls it served
+        self.n_batches = 0  # sample(push=True) calls over the sampler's life, resumes included
         self._rng = np.random.default_rng(seed)
         self._reset_index()
         self._queue: deque[tuple[np.ndarray, np.ndarray]] = deque()
@@ -93,6 +102,9 @@ class TokenizerSampler:
         self._total = np.zeros(cap, dtype=np.int64)
         self._candidate = np.zeros(cap, dtype=bool)
         self._candidate[:n] = [is_candidate(s) for s in self._strings]
+        # the same strings as an object array, so a whole vocabulary is gathered with one fancy index
+        self._string_arr = np.empty(cap, dtype=object)
+        self._string_arr[:n] = self._strings
         self._n_flagged = n
         self._memo: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # pretoken -> (ids, weights); ids change here
 
@@ -102,6 +114,7 @@ class TokenizerSampler:
         cap = max(n, 2 * len(self._total))
         self._total = np.concatenate([self._total, np.zeros(cap - len(self._total), dtype=np.int64)])
         self._candidate = np.concatenate([self._candidate, np.zeros(cap - len(self._candidate), dtype=bool)])
+        self._string_arr = np.concatenate([self._string_arr, np.empty(cap - len(self._string_arr), dtype=object)])
 
     def _pretoken_entry(self, pretoken: str) -> tuple[np.ndarray, np.ndarray]:
         """Index ids and byte-length weights of one pretoken's substrings (new substrings join the index in
@@ -127,6 +140,7 @@ class TokenizerSampler:
         n = len(self._strings)
         self._grow(n)
         self._candidate[self._n_flagged:n] = [is_candidate(x) for x in self._strings[self._n_flagged:n]]
+        self._string_arr[self._n_flagged:n] = self._strings[self._n_flagged:n]
         self._n_flagged = n
 
     def _batch_entry(self, texts) -> tuple[np.ndarray, np.ndarray]:
@@ -231,8 +245,15 @@ class TokenizerSampler:
         else:
             top = np.argpartition(-score, take - 1)[:take] if take < len(cand) else np.arange(len(cand))
             top = top[np.lexsort((cand[top], -score[top]))]  # by score, ties by index: deterministic
-        chosen = [(self._strings[int(cand[i])], float(score[i])) for i in top]
-        chosen = [c for c in chosen if c[0] not in special_text][:k]
+        # Vectorised over the whole vocabulary: gather the strings with one object-array index and drop the
+        # base specials' texts by their index ids (a special text that was never counted cannot be chosen).
+        special_idx = [self._index[t] for t in special_text if t in self._index]
+        ids = cand[top]
+        if special_idx:
+            keep = ~np.isin(ids, np.asarray(special_idx, dtype=np.int64))
+            ids, top = ids[keep], top[keep]
+        ids, top = ids[:k], top[:k]
+        chosen = list(zip(self._string_arr[ids].tolist(), score[top].tolist(), strict=True))
         # Too little text for k distinct pieces (tiny corpora only): pad with placeholders the byte-level
         # pretokenizer can never produce (punctuation and letters never share a pretoken), so the size holds.
         chosen += [(f"<|zett_unused_{j}|>", _NEG) for j in range(k - len(chosen))]
@@ -252,22 +273,27 @@ class TokenizerSampler:
     def _build(self, pieces: list[tuple[str, float]], n_total: int):
         from tokenizers import AddedToken, Tokenizer, models
 
-        vocab: list[tuple[str, float] | None] = [None] * n_total
-        floor = min((s for _, s in pieces), default=_NEG)
-        late = []
+        floor = min(map(itemgetter(1), pieces), default=_NEG)
+        taken, late = {}, []
         for i, s in self.specials:  # base specials keep their base ids where they fit
             if i < n_total:
-                vocab[i] = (s, floor)
+                taken[i] = s
             else:
                 late.append(s)
-        free = iter(range(n_total - 1, -1, -1))
+        j = n_total - 1
         for s in late:  # the rest take the last free slots
-            j = next(j for j in free if vocab[j] is None)
-            vocab[j] = (s, floor)
-        it = iter(pieces)
-        for j in range(n_total):
-            if vocab[j] is None:
-                vocab[j] = next(it)
+            while j in taken:
+                j -= 1
+            taken[j] = s
+            j -= 1
+        # The pieces fill the free slots in order: insert the specials into the piece list at their slots in
+        # ascending order (a handful of inserts instead of a Python loop over the whole vocabulary).
+        vocab = list(pieces[:n_total - len(taken)])
+        if len(vocab) + len(taken) != n_total:
+            raise ValueError(f"TokenizerSampler: {len(pieces)} pieces and {len(taken)} specials cannot fill "
+                             f"{n_total} slots")
+        for j in sorted(taken):
+            vocab.insert(j, (taken[j], floor))
         backend = Tokenizer(models.Unigram(vocab, unk_id=None, byte_fallback=False))
         normalizer, pre_tokenizer, decoder = self._static
         if normalizer is not None:
@@ -278,10 +304,18 @@ class TokenizerSampler:
         if not late and self.base.backend_tokenizer.post_processor is not None:
             backend.post_processor = self.base.backend_tokenizer.post_processor
         if late:
-            return self._wrap(backend)
-        if self._template is None:
-            self._template = self._wrap(backend)
-        return self._clone(backend)
+            tok = self._wrap(backend)
+        else:
+            if self._template is None:
+                self._template = self._wrap(backend)
+            tok = self._clone(backend)
+        # The vocabulary by id in byte-level spelling (None at the specials): surface_forms(byte_level=...) reads
+        # it instead of converting the whole vocabulary back out of the tokenizer.
+        byte_level = list(map(itemgetter(0), vocab))
+        for j in taken:
+            byte_level[j] = None
+        tok.zett_byte_level = byte_level
+        return tok
 
     def _wrap(self, backend):
         from transformers import PreTrainedTokenizerFast
@@ -308,6 +342,11 @@ class TokenizerSampler:
         ``push=False`` (validation) uses the batch for this tokenizer only and leaves the queue as it was.
         """
         texts = list(texts)
+        self.n_batches += bool(push)
+        if push and self._current is not None and self._uses < self.reuse:
+            self._push(self._batch_entry(texts))
+            self._uses += 1
+            return self._current
         if not texts and not self._queue:
             raise ValueError("TokenizerSampler.sample: no texts and an empty queue; pass the batch's texts")
         entry = self._batch_entry(texts)
@@ -326,7 +365,10 @@ class TokenizerSampler:
                 self._add(entry, -1)
                 if dropped is not None:
                     self._add(dropped, +1)
-        return self._build(pieces, n_total)
+        tok = self._build(pieces, n_total)
+        if push and self.reuse > 1:
+            self._current, self._uses = tok, 1
+        return tok
 
     # -- checkpointing -----------------------------------------------------------------------------------------
 
@@ -340,6 +382,7 @@ class TokenizerSampler:
             "strings": list(self._strings),
             "queue": [(torch.from_numpy(ids.copy()), torch.from_numpy(w.copy())) for ids, w in self._queue],
             "rng": self._rng.bit_generator.state,
+            "n_batches": self.n_batches,
             "config": {"vocab_size": self.vocab_size, "queue_size": self.queue_size, "stride": self.stride,
                        "max_piece_len": self.max_piece_len, "add_prefix_space": self.add_prefix_space},
         }
@@ -358,3 +401,5 @@ class TokenizerSampler:
             self._queue.append(entry)
             self._add(entry, +1)
         self._rng.bit_generator.state = state["rng"]
+        self._current, self._uses = None, 0
+        self.n_batches = int(state.get("n_batches", 0))

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from zett.tokenizers.bytes import byte_to_char, byte_vocab, bytes_to_byte_level, tokenizer_style
+from zett.tokenizers.bytes import (
+    _decode_table,
+    byte_level_to_bytes,
+    byte_to_char,
+    byte_vocab,
+    bytes_to_byte_level,
+    tokenizer_style,
+)
 from zett.tokenizers.load import load_tokenizer
 from zett.tokenizers.specials import ROLE_PRIORITY, map_role, role_ids
 
@@ -93,6 +100,7 @@ class BaseDecomposer:
                 self.byte_ids[b] = self.vocab.get(f"<0x{b:02X}>", self.vocab.get(chr(b), -1) if b < 128 else -1)
             self.missing = set()
         self.memo: dict[bytes, list[int]] = {}
+        self.rows = PieceRows()
 
     # -- spelling --------------------------------------------------------------------------------------------
 
@@ -164,6 +172,94 @@ class BaseDecomposer:
         return pieces
 
 
+    def entries(self, keys) -> np.ndarray:
+        """``[len(keys)]`` row ids in ``self.rows`` of each key's decomposition, decomposing only keys never seen.
+
+        A key is the token's bytes, its GPT-2 byte-level spelling (a ``str``, as sampled vocabularies spell their
+        pieces; converted to bytes exactly as ``byte_vocab`` does) or ``("id", i)``: the one-piece row ``[i]``.
+        In the steady state of training almost every key is known, so a vocabulary costs one C-level dict lookup
+        per token."""
+        rows = self.rows
+        if len(rows) + len(keys) > _MEMO_LIMIT:
+            rows.clear()
+        found = np.fromiter(map(rows.index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+        miss = np.flatnonzero(found < 0)
+        if len(miss):
+            new = list(dict.fromkeys(keys[k] for k in miss.tolist()))  # distinct, in order
+            rows.add_many(new, self.decompose_keys(new))
+            found[miss] = np.fromiter(map(rows.index.__getitem__, (keys[k] for k in miss.tolist())),
+                                      dtype=np.int64, count=len(miss))
+        return found
+
+    def decompose_keys(self, keys) -> list[list[int]]:
+        """``decompose`` for many keys (see ``entries``). A byte-level spelling for a byte-level base is already
+        the base's spelling: it goes to the base model directly, without the round trip through bytes."""
+        out: list[list[int]] = []
+        tokenize, byte_level, missing = self._tokenize, self.style.kind == "byte_level", self.missing
+        for key in keys:
+            if isinstance(key, str):
+                if byte_level and key and not (missing and not missing.isdisjoint(key)):
+                    out.append(tokenize(key))
+                else:
+                    out.append(self.decompose(_byte_level_to_bytes(key)))
+            elif isinstance(key, bytes):
+                out.append(self.decompose(key))
+            else:
+                out.append([int(key[1])])
+        return out
+
+
+def _byte_level_to_bytes(s: str) -> bytes:
+    try:  # the fast branch of byte_vocab for byte-level vocabularies
+        return s.translate(_decode_table()).encode("latin-1")
+    except UnicodeEncodeError:
+        return byte_level_to_bytes(s)
+
+
+class PieceRows:
+    """A growing store of decompositions: all pieces in one flat int64 array, each entry a (start, length) slice,
+    looked up by key. ``gather`` assembles any set of entries into a padded matrix with numpy alone."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self.index: dict = {}
+        self.flat = np.zeros(1 << 16, dtype=np.int64)
+        self.start = np.zeros(1 << 12, dtype=np.int64)
+        self.length = np.zeros(1 << 12, dtype=np.int64)
+        self.n, self.n_flat = 0, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def add_many(self, keys, pieces: list[list[int]]):
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        m, n = int(lengths.sum()), len(keys)
+        if self.n_flat + m > len(self.flat):
+            self.flat = np.concatenate([self.flat, np.zeros(max(m, len(self.flat)), dtype=np.int64)])
+        if self.n + n > len(self.start):
+            grow = max(n, len(self.start))
+            self.start = np.concatenate([self.start, np.zeros(grow, dtype=np.int64)])
+            self.length = np.concatenate([self.length, np.zeros(grow, dtype=np.int64)])
+        self.flat[self.n_flat:self.n_flat + m] = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64,
+                                                             count=m)
+        self.start[self.n:self.n + n] = self.n_flat + np.cumsum(lengths) - lengths
+        self.length[self.n:self.n + n] = lengths
+        self.index.update(zip(keys, range(self.n, self.n + n), strict=True))
+        self.n_flat += m
+        self.n += n
+
+    def gather(self, entries: np.ndarray, min_width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """entries [V] -> (ids [V, W] right-padded with 0, mask [V, W], lengths [V]); W = max(longest, min_width)."""
+        lengths = self.length[entries]
+        width = max(int(lengths.max(initial=0)), min_width)
+        cols = np.arange(width)
+        mask = cols[None, :] < lengths[:, None]
+        pos = np.where(mask, self.start[entries][:, None] + cols[None, :], 0)
+        return np.where(mask, self.flat[pos], 0), mask, lengths
+
+
 _DECOMPOSERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -196,12 +292,15 @@ def _special_rows(target, dec: BaseDecomposer, n_rows: int) -> np.ndarray:
     return special
 
 
-def surface_forms(target, base, max_pieces: int = 7, n_base_rows: int | None = None) -> SurfaceForms:
+def surface_forms(target, base, max_pieces: int = 7, n_base_rows: int | None = None,
+                  byte_level: list[str | None] | None = None) -> SurfaceForms:
     """Decompose every token of ``target`` into pieces of ``base`` (see the module docstring for the policies).
 
     ``target``/``base``: anything ``load_tokenizer`` accepts (pass loaded tokenizers to reuse the base's cache).
     ``n_base_rows``: the base model's embedding row count (default ``len(base)``); byte fallbacks are
-    ``n_base_rows + byte``.
+    ``n_base_rows + byte``. ``byte_level``: the target's tokens by id in GPT-2 byte-level spelling (``None`` for
+    specials), when the caller already has them (``TokenizerSampler`` tokenizers carry ``zett_byte_level``); it
+    must equal ``byte_vocab(target)`` after conversion and saves reading the vocabulary back from the tokenizer.
     """
     if max_pieces < 1:
         raise ValueError(f"max_pieces must be >= 1, got {max_pieces}")
@@ -211,30 +310,27 @@ def surface_forms(target, base, max_pieces: int = 7, n_base_rows: int | None = N
     if n_base_rows < dec.n:
         raise ValueError(f"the base tokenizer has {dec.n} tokens but the base model only {n_base_rows} embedding "
                          "rows; pass the tokenizer that belongs to the model")
-    tokens = byte_vocab(target)
+    tokens = byte_vocab(target) if byte_level is None else byte_level
     special = _special_rows(target, dec, len(tokens))
 
-    added = target.backend_tokenizer.get_added_tokens_decoder()
-    rows: list[list[int]] = []
-    for i, data in enumerate(tokens):
+    # Specials and tokens without bytes (a handful) get explicit keys; every other token is keyed by its bytes
+    # (or byte-level spelling) and served from the decomposer's persistent store.
+    keys = list(tokens)
+    added = None
+    for i in set(np.flatnonzero(special >= 0).tolist()) | {i for i, t in enumerate(tokens) if t is None}:
         if special[i] >= 0:
-            rows.append([int(special[i])])
-        elif data is not None:
-            rows.append(dec.decompose(data))
-        elif i in added:  # a special token the base has no counterpart for: its literal text
-            rows.append(dec.decompose(added[i].content.encode()))
+            keys[i] = ("id", int(special[i]))
+            continue
+        if added is None:
+            added = target.backend_tokenizer.get_added_tokens_decoder()
+        if i in added:  # a special token the base has no counterpart for: its literal text
+            keys[i] = added[i].content.encode()
         else:
             content = target.convert_ids_to_tokens(i)
-            rows.append(dec.decompose(content.encode()) if content else [dec.empty_id])
-
-    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+            keys[i] = content.encode() if content else ("id", dec.empty_id)
+    full, full_mask, lengths = dec.rows.gather(dec.entries(keys), max_pieces)
     if n_base_rows != dec.n:  # the decomposer spells byte fallbacks len(base) + byte
-        flat = np.where(flat >= dec.n, flat - dec.n + n_base_rows, flat)
-    width = max(int(lengths.max(initial=0)), max_pieces)
-    full_mask = np.arange(width)[None, :] < lengths[:, None]
-    full = np.zeros((len(rows), width), dtype=np.int64)
-    full[full_mask] = flat  # row-major order of the mask matches the concatenation order
+        full = np.where(full_mask & (full >= dec.n), full - dec.n + n_base_rows, full)
     full, full_mask = torch.from_numpy(full), torch.from_numpy(full_mask)
     return SurfaceForms(ids=full[:, :max_pieces].contiguous(), mask=full_mask[:, :max_pieces].contiguous(),
                         special=torch.from_numpy(special), n_truncated=int((lengths > max_pieces).sum()),

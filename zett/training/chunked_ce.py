@@ -26,9 +26,9 @@ def _no_autocast(device: torch.device):
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, bias, targets, rows):
+    def forward(ctx, hidden, weight, bias, targets, rows, matmul_dtype=torch.float32):
         with _no_autocast(hidden.device):
-            return _ChunkedCrossEntropy._forward(ctx, hidden, weight, bias, targets, rows)
+            return _ChunkedCrossEntropy._forward(ctx, hidden, weight, bias, targets, rows, matmul_dtype)
 
     @staticmethod
     def backward(ctx, grad_nll):
@@ -36,10 +36,10 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             return _ChunkedCrossEntropy._backward(ctx, grad_nll)
 
     @staticmethod
-    def _forward(ctx, hidden, weight, bias, targets, rows):
+    def _forward(ctx, hidden, weight, bias, targets, rows, matmul_dtype):
         # hidden [N, d] (any float dtype), weight [V, d], bias [V] | None, targets [N] (IGNORE_INDEX = skip)
         n = hidden.shape[0]
-        w = weight.float()
+        w = weight.to(matmul_dtype)
         b = bias.float() if bias is not None else None
         nll = torch.zeros(n, dtype=torch.float32, device=hidden.device)  # [N]
         lse = torch.zeros(n, dtype=torch.float32, device=hidden.device)  # [N]
@@ -47,7 +47,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         safe_targets = targets.clamp(min=0)
         for s in range(0, n, rows):
             e = min(n, s + rows)
-            logits = hidden[s:e].float() @ w.T  # [rows, V]
+            logits = (hidden[s:e].to(matmul_dtype) @ w.T).float()  # [rows, V]
             if b is not None:
                 logits = logits + b
             chunk_lse = torch.logsumexp(logits, dim=-1)
@@ -56,13 +56,14 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             nll[s:e] = (chunk_lse - picked) * valid[s:e]
         ctx.save_for_backward(hidden, weight, bias if bias is not None else torch.empty(0), targets, lse)
         ctx.has_bias = bias is not None
-        ctx.rows = rows
+        ctx.rows, ctx.matmul_dtype = rows, matmul_dtype
         return nll
 
     @staticmethod
     def _backward(ctx, grad_nll):  # grad_nll [N]
         hidden, weight, bias, targets, lse = ctx.saved_tensors
-        w = weight.float()
+        mm = ctx.matmul_dtype
+        w = weight.to(mm)
         b = bias.float() if ctx.has_bias else None
         valid = targets != IGNORE_INDEX
         safe_targets = targets.clamp(min=0)
@@ -70,13 +71,13 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_b = ctx.has_bias and ctx.needs_input_grad[2]
         grad_h = torch.zeros_like(hidden, dtype=torch.float32) if need_h else None
-        grad_w = torch.zeros_like(w) if need_w else None
+        grad_w = torch.zeros_like(w, dtype=torch.float32) if need_w else None
         grad_b = torch.zeros_like(b) if need_b else None
         n = hidden.shape[0]
         for s in range(0, n, ctx.rows):
             e = min(n, s + ctx.rows)
-            h = hidden[s:e].float()
-            logits = h @ w.T
+            h = hidden[s:e].to(mm)
+            logits = (h @ w.T).float()
             if b is not None:
                 logits = logits + b
             # d nll / d logits = softmax - onehot(target), scaled by the incoming gradient of each position
@@ -84,9 +85,12 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             g[torch.arange(e - s, device=g.device), safe_targets[s:e]] -= 1.0
             g *= scale[s:e, None]
             if need_h:
-                grad_h[s:e] = g @ w
+                grad_h[s:e] = g.to(mm) @ w
             if need_w:
-                grad_w.addmm_(g.T, h)
+                if mm == torch.float32:
+                    grad_w.addmm_(g.T, h)
+                else:  # bf16 product, float32 accumulation over chunks
+                    grad_w += (g.to(mm).T @ h).float()
             if need_b:
                 grad_b += g.sum(0)
         return (
@@ -95,22 +99,25 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
             grad_b.to(bias.dtype) if need_b else None,
             None,
             None,
+            None,
         )
 
 
 def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                           bias: torch.Tensor | None = None, chunk_size: int | None = None,
-                          max_chunk_elements: int = 1 << 24) -> torch.Tensor:
+                          max_chunk_elements: int = 1 << 24, matmul_dtype: torch.dtype | None = None
+                          ) -> torch.Tensor:
     """Per-position negative log-likelihood ``-log softmax(hidden @ weight.T + bias)[target]``.
 
     hidden  [N, d]  final hidden states (e.g. bfloat16 from a frozen base; the softmax runs in float32)
     weight  [V, d]  output embeddings; bias [V] or None
     targets [N]     target ids in [0, V); ``IGNORE_INDEX`` (-100) positions give 0 and no gradient
     Returns nll [N] (float32). Peak extra memory: ``rows * V`` floats with ``rows = chunk_size`` or
-    ``max_chunk_elements // V``.
+    ``max_chunk_elements // V``. matmul_dtype: dtype of the hidden @ weight products (None = float32); the
+    softmax statistics are float32 whatever it is.
     """
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
         raise ValueError(f"chunked_cross_entropy: hidden {tuple(hidden.shape)} and weight {tuple(weight.shape)} "
                          "must be [N, d] and [V, d]")
     rows = _chunk_rows(weight.shape[0], chunk_size, max_chunk_elements)
-    return _ChunkedCrossEntropy.apply(hidden, weight, bias, targets, rows)
+    return _ChunkedCrossEntropy.apply(hidden, weight, bias, targets, rows, matmul_dtype or torch.float32)

@@ -45,13 +45,16 @@ class StepContext:
     @cached_property
     def embeddings(self):
         b = self.batch
-        return self.module.predict(b["surface_ids"], b["surface_mask"], b["special"], b.get("buckets"),
-                                   b.get("overflow_ids"), b.get("overflow_mask"))
+        return self.module.predict(b["surface_ids"], b["surface_mask"], b["special"],
+                                   b.get("bucket_spans", b.get("buckets")), b.get("overflow_ids"),
+                                   b.get("overflow_mask"))
 
     @cached_property
     def hidden(self) -> torch.Tensor:
         e_in = self.embeddings[0]
-        return self.module.base_hidden(e_in[self.batch["input_ids"]], self.batch["attention_mask"])
+        # The collator says on the host whether anything is padded; an all-ones mask equals no mask.
+        mask = None if self.batch.get("padded") is False else self.batch["attention_mask"]
+        return self.module.base_hidden(e_in[self.batch["input_ids"]], mask)
 
     def token_nll(self) -> tuple[torch.Tensor, torch.Tensor]:
         """-> nll [N] over the predicted positions (0 on ignored ones), count (scalar) of predicted positions."""
@@ -60,10 +63,14 @@ class StepContext:
             hidden, labels = hidden[:, :-1], labels[:, 1:]
         labels = labels.reshape(-1)
         keep = labels != IGNORE_INDEX
-        h = hidden.reshape(-1, hidden.shape[-1])[keep]  # drop padding before the expensive part
-        targets = labels[keep]
+        # CLM: every position goes through the cross-entropy (ignored ones give 0 and no gradient): dropping them
+        # first would be a data-dependent shape, i.e. a host sync each step, to save the few padded positions.
+        # MLM predicts ~15% of the positions: there the selection saves more than the sync costs.
+        h = hidden.reshape(-1, hidden.shape[-1])
+        if self.module.objective == "mlm":
+            h, labels = h[keep], labels[keep]
         e_out, bias = self.student_out()
-        nll = self.module.cross_entropy(h, e_out, targets, bias)
+        nll = self.module.cross_entropy(h, e_out, labels, bias)
         return nll, keep.sum()
 
     def student_out(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -134,6 +141,14 @@ class StepContext:
         """Student next-token logits over the step's vocabulary rows: [K, S]."""
         e_out, bias = self.student_out()
         return self.module.full_logits(self.hidden[b, pos], e_out, bias)
+
+    def shared_mask(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[S] bool: rows of the selection that are one base token (not special, not a byte fallback), and [S]
+        their base ids (clamped into range where the mask is False). No data-dependent shapes (no host sync)."""
+        mask, ids = self.batch["surface_mask"], self.batch["surface_ids"]
+        n_base = self.source.shape[0]
+        one = (mask.sum(1) == 1) & mask[:, 0] & (self.batch["special"] < 0) & (ids[:, 0] < n_base)
+        return one, ids[:, 0].clamp(0, n_base - 1)
 
     def shared_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of the selection that are one base token (not special, not a byte fallback) and their base ids."""

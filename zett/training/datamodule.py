@@ -30,6 +30,14 @@ from zett.training.data import (
 )
 
 
+def default_workers() -> int:
+    """DataLoader workers when ``data.num_workers`` is null: the cores this process may run on, minus one."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, cores - 1)
+
+
 def _plain(x):
     """OmegaConf containers -> plain Python (DataModule args may come straight from Hydra)."""
     try:
@@ -46,10 +54,11 @@ class ZettDataModule(pl.LightningDataModule):
     def __init__(self, sources: list[dict], validation: dict | None = None, batch_size: int = 8,
                  span_chars: int = 2048, block_size: int = 128, max_pieces: int = 7,
                  n_vocab_subsample: int | None = None, bucket: bool = True, alpha: float = 0.0,
-                 separator: str = "\n\n", monolingual: bool = True, num_workers: int = 0,
+                 separator: str = "\n\n", monolingual: bool = True, num_workers: int | None = 0,
                  sampler_warmup_texts: int = 256, state_every: int = 50, seed: int = 0, base_tokenizer=None,
                  sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15,
-                 alignment_modes: list[str] | None = None, n_base_rows: int | None = None):
+                 alignment_modes: list[str] | None = None, n_base_rows: int | None = None,
+                 pin_memory: bool | None = None, val_num_workers: int | None = None):
         super().__init__()
         self.source_specs = list(_plain(sources) or [])
         if not self.source_specs:
@@ -58,7 +67,15 @@ class ZettDataModule(pl.LightningDataModule):
         self.batch_size, self.span_chars, self.block_size = int(batch_size), int(span_chars), int(block_size)
         self.max_pieces, self.n_vocab_subsample, self.bucket = int(max_pieces), n_vocab_subsample, bool(bucket)
         self.alpha, self.separator, self.monolingual = float(alpha), separator, bool(monolingual)
-        self.num_workers, self.sampler_warmup_texts = int(num_workers), int(sampler_warmup_texts)
+        # num_workers null: every core this process may use but one (the training loop's)
+        self.num_workers = default_workers() if num_workers is None else int(num_workers)
+        if self.num_workers < 0:
+            raise DataConfigError(f"data.num_workers must be >= 0 (or null for cores - 1), got {num_workers}")
+        # validation loaders: as many workers as training, at most 2 per validation set (null = that)
+        self.val_num_workers = min(self.num_workers, 2) if val_num_workers is None else int(val_num_workers)
+        # pinned host memory makes the host-to-GPU copy of a batch asynchronous; null = when CUDA is present
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else bool(pin_memory)
+        self.sampler_warmup_texts = int(sampler_warmup_texts)
         self.state_every, self.seed = int(state_every), int(seed)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.objective, self.mlm_probability = objective, float(mlm_probability)
@@ -69,6 +86,7 @@ class ZettDataModule(pl.LightningDataModule):
         self.n_base_rows = n_base_rows
         self.sources = None
         self.collator: SampledTokenizerCollator | None = None
+        self._state_dir: str | None = None  # where this process's DataLoader workers write sampler states
         self._val: list[tuple[str, FixedTokenizerCollator, HeldOutTexts]] | None = None
         self._sampler_states: dict[str, dict] = {}
 
@@ -145,12 +163,12 @@ class ZettDataModule(pl.LightningDataModule):
                 self.base_tokenizer, self.sampler_factory, self.block_size, self.max_pieces,
                 self.n_vocab_subsample, self.bucket, self.objective, self.mlm_probability, self.seed, rank,
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
-                teacher=self._teacher(), n_base_rows=self.n_base_rows)
+                teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir())
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)
         return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
-                                           num_workers=self.num_workers,
+                                           num_workers=self.num_workers, pin_memory=self.pin_memory,
                                            persistent_workers=self.num_workers > 0)
 
     def _teacher(self):
@@ -162,16 +180,39 @@ class ZettDataModule(pl.LightningDataModule):
 
     def val_dataloader(self):
         bs = int(self.validation.get("batch_size", self.batch_size))
-        return [torch.utils.data.DataLoader(texts, batch_size=bs, shuffle=False, collate_fn=collator)
+        workers = self.val_num_workers
+        return [torch.utils.data.DataLoader(texts, batch_size=bs, shuffle=False, collate_fn=collator,
+                                            num_workers=workers, pin_memory=self.pin_memory,
+                                            persistent_workers=workers > 0)
                 for _, collator, texts in self._val or []]
 
     # ------------------------------------------------------------------ sampler state in checkpoints
+    def _sampler_state_dir(self) -> str:
+        """A private directory of this process: the side channel from its DataLoader workers' samplers (each
+        writes one file per (rank, worker, domain), replaced in place, so its size never grows with steps)."""
+        if self._state_dir is None:
+            import tempfile
+
+            self._state_dir = tempfile.mkdtemp(prefix="zett-sampler-state-")
+        return self._state_dir
+
+    def teardown(self, stage: str | None = None) -> None:
+        if self._state_dir is not None and stage in (None, "fit"):
+            import shutil
+
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir = None
+
     def record_sampler_states(self, states: dict[str, dict]) -> None:
-        """States reported by DataLoader workers (attached to batches); kept for the next checkpoint."""
+        """States handed in directly (kept for the next checkpoint; workers use the state directory)."""
         self._sampler_states.update(states)
 
     def state_dict(self) -> dict:
+        from zett.training.collator import read_sampler_states
+
         states = dict(self._sampler_states)
+        if self._state_dir is not None:
+            states.update(read_sampler_states(self._state_dir))  # written by this rank's workers
         if self.collator is not None:
             states.update(self.collator.sampler_states())  # samplers of the main process (num_workers == 0)
         if torch.distributed.is_available() and torch.distributed.is_initialized():

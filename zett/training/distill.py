@@ -304,7 +304,8 @@ class ALMLoss(LossTerm):
         self.merge = "merge_by_space_prob" in modes
         self.append = "append_space" in modes
         self.last_stats: dict = {}
-        self._empty_steps = 0  # consecutive steps that compared no chunk (see _check_chunks)
+        self._empty_steps = torch.zeros((), dtype=torch.long)  # consecutive steps comparing no chunk (device)
+        self._calls, self._warned = 0, False
 
     def forward(self, ctx) -> torch.Tensor:
         a_t, a_s, mask = ctx.alignment(self.chunks)
@@ -313,19 +314,30 @@ class ALMLoss(LossTerm):
         lp_s, sp_s = ctx.student_logprobs(space)
         loss, self.last_stats = alm_loss(lp_t, lp_s, a_t, a_s, mask, sp_t, sp_s, self.temperature, self.merge,
                                          self.append, self.threshold, self.kind)
-        self._check_chunks(int(self.last_stats["chunks"]), int(mask.sum()))
+        self._check_chunks(self.last_stats["chunks"], mask.sum())
         return loss
 
-    def _check_chunks(self, compared: int, aligned: int, patience: int = 10) -> None:
+    def _check_chunks(self, compared, aligned, patience: int = 10) -> None:
         """Warn once when ALM has compared nothing for ``patience`` steps although the texts aligned: with
         ``merge_by_space_prob`` a teacher that never puts > ``threshold`` on a boundary (e.g. a random tiny model)
-        leaves no group to compare, and the term silently contributes nothing."""
-        self._empty_steps = self._empty_steps + 1 if compared == 0 and aligned > 0 else 0
-        if self._empty_steps == patience:
+        leaves no group to compare, and the term silently contributes nothing.
+
+        compared / aligned: chunk counts of this step (tensors or ints). The streak is counted on their device and
+        read on the host every ``patience`` calls only, so the training step does not wait for the device."""
+        compared, aligned = torch.as_tensor(compared), torch.as_tensor(aligned)
+        empty = (compared == 0) & (aligned > 0)
+        streak = self._empty_steps.to(compared.device)
+        self._empty_steps = torch.where(empty, streak + 1, torch.zeros_like(streak))
+        self._calls += 1
+        if self._calls % patience:
+            return
+        stuck = int(self._empty_steps) >= patience
+        if stuck and not self._warned:
             hint = (f"lower loss.terms.<alm>.threshold (now {self.threshold}; 0 merges nothing away)"
                     if self.merge else "check the alignment (data.block_size too short?)")
             log.warning("ALM compared no chunk in %d consecutive steps although %d chunks aligned: it contributes "
-                        "nothing to training; %s", patience, aligned, hint)
+                        "nothing to training; %s", int(self._empty_steps), int(aligned), hint)
+        self._warned = stuck
 
 
 class _ChunkTerm(LossTerm):

@@ -52,22 +52,29 @@ def _normalised_sq_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return sq.sum() / (sq.numel() + 1e-8) / target.float().norm(dim=-1).mean().clamp(min=1e-8)
 
 
+def _masked_normalised_sq_error(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``_normalised_sq_error`` over the rows where ``mask`` [S] is True (0 when none is)."""
+    w = mask.float()
+    n = w.sum()
+    sq = (pred.float() - target.float()).pow(2).sum(-1)
+    norm = (target.float().norm(dim=-1) * w).sum() / n.clamp(min=1)
+    return (sq * w).sum() / (n + 1e-8) / norm.clamp(min=1e-8)
+
+
 class LexicalLoss(LossTerm):
     """Auxiliary loss toward the base embeddings of tokens shared with the base vocabulary (zett-method.md §3.2):
     tokens whose surface form is a single base piece (specials excluded: they are copied anyway). Input and output
     sides are averaged for untied bases."""
 
     def forward(self, ctx) -> torch.Tensor:
-        shared = ctx.shared_rows()  # [K] rows of the selection, [K] base ids
-        rows, base_ids = shared
-        if rows.numel() == 0:
-            return ctx.zero()
+        # Masked over all rows rather than indexing the shared ones: no data-dependent shape, no host sync.
+        shared, base_ids = ctx.shared_mask()  # [S] bool, [S]
         e_in, e_out, _ = ctx.embeddings
         d = e_in.shape[1]
-        src = ctx.source[base_ids]  # [K, d] tied, [K, 2d] untied (in ‖ out)
-        loss = _normalised_sq_error(e_in[rows], src[:, :d])
+        src = ctx.source[base_ids]  # [S, d] tied, [S, 2d] untied (in ‖ out)
+        loss = _masked_normalised_sq_error(e_in, src[:, :d], shared)
         if not ctx.tied:
-            loss = 0.5 * (loss + _normalised_sq_error(e_out[rows], src[:, d:]))
+            loss = 0.5 * (loss + _masked_normalised_sq_error(e_out, src[:, d:], shared))
         return loss
 
 

@@ -7,6 +7,7 @@ default) the first time a step needs it. Only the hypernetwork (and any paramete
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -21,6 +22,18 @@ from zett.training.optim import build_optimizer
 from zett.training.schedule import build_scheduler
 
 LN2 = math.log(2.0)
+
+
+def _fault_injection() -> tuple[int, int] | None:
+    """``ZETT_TEST_NONFINITE_LOSS=RANK@STEP``: that rank's loss is NaN at that step (tests of the multi-rank stop;
+    never set it otherwise)."""
+    import os
+
+    spec = os.environ.get("ZETT_TEST_NONFINITE_LOSS")
+    if not spec:
+        return None
+    rank, _, step = spec.partition("@")
+    return int(rank), int(step)
 BALANCE_MODES = ("fixed", "gradmag")
 
 
@@ -35,12 +48,23 @@ class ZettTrainingModule(pl.LightningModule):
     gradient norm at the hypernetwork's last layer, ``zett.training.distill.gradmag_weights``; the yaml weights
     then multiply those balanced weights). base_tokenizer: the base model's tokenizer (distillation modes that
     use the teacher's probability of a following whitespace/special token need it).
+    nonfinite_check_every: steps between checks of the loss for NaN/inf (None: the trainer's
+    log_every_n_steps). Each step only ORs its flag into a device tensor; the check reads it on the host (and
+    all-gathers it over ranks), so a non-finite loss on any rank stops every rank at the same step with one
+    message, and steps between checks never wait for the device.
+    ce_matmul_dtype: the vocabulary projection's matmul dtype in the chunked cross-entropy: "auto" (bfloat16 on
+    GPU, float32 on CPU), "float32" or "bfloat16"; the log-softmax is accumulated in float32 either way.
+    allow_tf32: let float32 matmuls use TF32 on GPUs that have it (set when fitting starts).
+    compile_hypernet: run the hypernetwork's forward through ``torch.compile(dynamic=True)`` (True: the default
+    backend; a string: that backend). Off by default: bucket shapes change every step, so it pays only once shapes
+    are (nearly) static, e.g. with ``data.bucket=false`` and a fixed vocabulary size.
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
                  scheduler: dict | None = None, objective: str = "clm", val_names: list[str] | None = None,
                  base_dtype: str = "auto", ce_max_chunk_elements: int = 1 << 24, seed: int = 0,
-                 balance: str = "fixed", base_tokenizer=None):
+                 balance: str = "fixed", base_tokenizer=None, nonfinite_check_every: int | None = None,
+                 ce_matmul_dtype: str = "auto", allow_tf32: bool = True, compile_hypernet: bool | str = False):
         super().__init__()
         from zett.models import adapter
 
@@ -74,6 +98,19 @@ class ZettTrainingModule(pl.LightningModule):
         self._val_embeddings: dict[int, tuple] = {}
         self._val_sums: dict[int, torch.Tensor] = {}
         self.val_history: list[dict] = []
+        if nonfinite_check_every is not None and int(nonfinite_check_every) < 1:
+            raise ValueError(f"nonfinite_check_every must be >= 1 (steps), got {nonfinite_check_every}")
+        self.nonfinite_check_every = None if nonfinite_check_every is None else int(nonfinite_check_every)
+        self._nonfinite: torch.Tensor | None = None  # [2] float: (first bad step or -1, its loss value)
+        self._fault = _fault_injection()
+        if ce_matmul_dtype not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"ce_matmul_dtype={ce_matmul_dtype!r} is not supported; use auto, float32 or bfloat16")
+        self.ce_matmul_dtype, self.allow_tf32 = ce_matmul_dtype, bool(allow_tf32)
+        # kept out of nn.Module registration: a compiled wrapper would duplicate the hypernet in state_dict
+        self._compiled: dict = {}
+        if compile_hypernet:
+            backend = compile_hypernet if isinstance(compile_hypernet, str) else "inductor"
+            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=True, backend=backend)
 
     # ------------------------------------------------------------------ frozen base
     @property
@@ -121,24 +158,30 @@ class ZettTrainingModule(pl.LightningModule):
                 overflow_mask=None):
         """Run the hypernetwork bucket by bucket (each with its own surface length).
 
-        surface_ids/surface_mask [S, L]; special [S]; buckets [n, 3] (start, end, pieces) or None;
-        overflow_ids/overflow_mask [S, E] pieces past max_pieces (the FVT mean's; None = none truncated).
+        surface_ids/surface_mask [S, L]; special [S]; buckets: (start, end, pieces) rows as a list (the
+        collator's ``bucket_spans``: host data, no device sync) or a [n, 3] tensor, or None; overflow_ids /
+        overflow_mask [S, E] pieces past max_pieces (the FVT mean's; None = none truncated).
         -> E_in [S, d], E_out [S, d], bias [S] | None
         """
         source = self.source
         source_bias = self._frozen["source_bias"]
+        if torch.is_tensor(buckets):
+            buckets = buckets.tolist()  # reads a device tensor: batches carry bucket_spans to avoid this
         if buckets is None or len(buckets) <= 1:
             spans = [(0, surface_ids.shape[0], surface_ids.shape[1])]
         else:
-            spans = [tuple(int(x) for x in row) for row in buckets.tolist()]
+            spans = [tuple(int(x) for x in row) for row in buckets]
         outs = []
-        for start, end, width in spans:
-            sp = None if special is None else special[start:end]
-            ov_ids = None if overflow_ids is None else overflow_ids[start:end]
-            ov_mask = None if overflow_mask is None else overflow_mask[start:end]
-            outs.append(self.hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                      special=sp, source_bias=source_bias, overflow_ids=ov_ids,
-                                      overflow_mask=ov_mask))
+        timer = getattr(self, "hypernet_timer", None)  # set by ThroughputMonitor while fitting
+        with timer if timer is not None and self.training else contextlib.nullcontext():
+            for start, end, width in spans:
+                sp = None if special is None else special[start:end]
+                ov_ids = None if overflow_ids is None else overflow_ids[start:end]
+                ov_mask = None if overflow_mask is None else overflow_mask[start:end]
+                hypernet = self._compiled.get("hypernet", self.hypernet)
+                outs.append(hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
+                                     special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                                     overflow_mask=ov_mask, validate=False))
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias
@@ -155,7 +198,18 @@ class ZettTrainingModule(pl.LightningModule):
         if self._logit_scale is not None:
             hidden = hidden * self._logit_scale
             bias = None if bias is None else bias * self._logit_scale
-        return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements)
+        return chunked_cross_entropy(hidden, weight, targets, bias, max_chunk_elements=self.ce_max_chunk_elements,
+                                     matmul_dtype=self._ce_dtype())
+
+    def _ce_dtype(self) -> torch.dtype:
+        if self.ce_matmul_dtype == "auto":
+            return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16}[self.ce_matmul_dtype]
+
+    def on_fit_start(self) -> None:
+        if self.allow_tf32 and self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
 
     def logit_fn(self, logits: torch.Tensor) -> torch.Tensor:
         """The base's logit post-processing (Cohere's logit_scale, Gemma 2's soft-capping) on raw logits."""
@@ -227,19 +281,49 @@ class ZettTrainingModule(pl.LightningModule):
         if not values:
             raise ValueError(f"no loss term is active at step {step}; check loss.terms start_step/end_step")
         total = self._combine(names, values, logs)
-        if self.trainer.world_size > 1:
+        if self._trainer is not None and self.trainer.world_size > 1:
             # Every rank must produce a gradient for every trainable parameter each step, or DDP's reducer
             # stalls (a term may be inactive, a head unused this step). 0 * p keeps the values unchanged.
             total = total + 0.0 * sum(p.reshape(-1)[0] for p in self.parameters() if p.requires_grad)
-        if not torch.isfinite(total.detach()):
-            raise FloatingPointError(
-                f"the training loss is {float(total)} at step {step} (terms: "
-                f"{ {k: float(v) for k, v in logs.items()} }); lower scheduler.learning_rates or check the data")
+        if self._fault is not None and self._fault == (self.global_rank, step):
+            total = total * float("nan")  # test-only fault injection (ZETT_TEST_NONFINITE_LOSS)
+        self._note_nonfinite(total.detach(), step)
+        every = self.nonfinite_check_every or getattr(self._trainer, "log_every_n_steps", 1)
+        if (step + 1) % max(1, every) == 0:
+            self.check_finite()
         logs["train/loss"] = total.detach()
         self.log_dict(logs, prog_bar=False, on_step=True, batch_size=batch["input_ids"].shape[0])
         self.log("loss", total.detach(), prog_bar=True, logger=False)
         self.log("train/vocab_rows", float(batch["surface_ids"].shape[0]), on_step=True)
         return total
+
+    def _note_nonfinite(self, loss: torch.Tensor, step: int) -> None:
+        """Remember the first step whose loss is not finite, on the device (no host sync)."""
+        if self._nonfinite is None or self._nonfinite.device != loss.device:
+            self._nonfinite = torch.tensor([-1.0, 0.0], device=loss.device)
+        first = ~torch.isfinite(loss) & (self._nonfinite[0] < 0)
+        self._nonfinite = torch.where(first, torch.stack([torch.full_like(loss, step, dtype=torch.float32),
+                                                          loss.float()]), self._nonfinite)
+
+    def check_finite(self) -> None:
+        """Raise ``FloatingPointError`` on every rank if any rank saw a non-finite loss since the start (one host
+        read per call; with several ranks an all-gather, which every rank reaches at the same step)."""
+        if self._nonfinite is None:
+            return
+        state = self._nonfinite
+        if self._trainer is not None and self.trainer.world_size > 1:
+            state = self.trainer.strategy.all_gather(state)  # [world, 2]
+        state = state.reshape(-1, 2).cpu()
+        bad = [(rank, int(s), float(v)) for rank, (s, v) in enumerate(state.tolist()) if s >= 0]
+        if bad:
+            where = ", ".join(f"rank {r}: {v} at step {s}" for r, s, v in bad)
+            raise FloatingPointError(
+                f"the training loss became non-finite ({where}); every rank stops here: lower "
+                "scheduler.learning_rates or check the data (the loss is checked every trainer.log_every_n_steps "
+                "steps)")
+
+    def on_train_end(self) -> None:
+        self.check_finite()  # a non-finite loss after the last periodic check still fails the run
 
     def _record_sampler_state(self, state) -> None:
         if state and self._trainer is not None:
@@ -256,7 +340,8 @@ class ZettTrainingModule(pl.LightningModule):
         # The hypernetwork does not change during validation: predict each fixed vocabulary once.
         if dataloader_idx not in self._val_embeddings:
             self._val_embeddings[dataloader_idx] = self.predict(
-                batch["surface_ids"], batch["surface_mask"], batch["special"], batch.get("buckets"),
+                batch["surface_ids"], batch["surface_mask"], batch["special"],
+                batch.get("bucket_spans", batch.get("buckets")),
                 batch.get("overflow_ids"), batch.get("overflow_mask"))
         ctx = StepContext(self, batch, self.global_step, embeddings=self._val_embeddings[dataloader_idx])
         nll, count = ctx.token_nll()

@@ -32,9 +32,12 @@ def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 def build_optimizer(module: torch.nn.Module, weight_decay: float = 0.01, betas=(0.9, 0.95), eps: float = 1e-8,
                     fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW with ``lr=1.0``: the scheduler's lambda supplies the absolute learning rate."""
+    """AdamW with ``lr=1.0``: the scheduler's lambda supplies the absolute learning rate. ``fused``: None = fused
+    when every parameter is on a GPU."""
     groups = param_groups(module, weight_decay)
     if not groups:
         raise ValueError("the hypernetwork has no trainable parameters; check hypernet config (all frozen?)")
-    kwargs = {"fused": fused} if fused is not None else {}
+    if fused is None:  # fused AdamW keeps its step counters on the GPU: no per-parameter host read per step
+        fused = all(p.is_cuda for g in groups for p in g["params"])
+    kwargs = {"fused": True} if fused else {}
     return torch.optim.AdamW(groups, lr=1.0, betas=tuple(betas), eps=eps, **kwargs)

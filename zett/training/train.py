@@ -126,11 +126,23 @@ def build(cfg, run_dir: Path):
         base, hypernet, losses, optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), scheduler=scheduler,
         objective=objective, val_names=datamodule.val_names, base_dtype=str(bm.get("device_dtype", "auto")),
         ce_max_chunk_elements=int(cfg.get("ce_max_chunk_elements", 1 << 24)), seed=int(cfg.seed),
-        balance=str(cfg.loss.get("balance", "fixed")), base_tokenizer=tokenizer)
+        balance=str(cfg.loss.get("balance", "fixed")), base_tokenizer=tokenizer,
+        **_throughput_options(cfg))
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
+
+
+def _throughput_options(cfg) -> dict:
+    """Optional top-level keys of the training step (issue 11; absent = defaults): ce_matmul_dtype (auto |
+    float32 | bfloat16), allow_tf32, nonfinite_check_every (steps; null = trainer.log_every_n_steps),
+    compile_hypernet (false | true | a torch.compile backend name)."""
+    out = {}
+    for key in ("ce_matmul_dtype", "allow_tf32", "nonfinite_check_every", "compile_hypernet"):
+        if cfg.get(key) is not None:
+            out[key] = cfg.get(key)
+    return out
 
 
 def train(cfg) -> dict:
