@@ -8,6 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from zett.cli.errors import UserError, hydra_entry, user_errors_exit
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ def _list(value, name: str) -> list:
     try:
         return list(value)
     except TypeError as e:
-        raise ValueError(f"{name} must be a list, e.g. {name}=[a,b]; got {value!r}") from e
+        raise UserError(f"{name} must be a list, e.g. {name}=[a,b]; got {value!r}") from e
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
@@ -34,8 +36,11 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     focus = c.get("focus") or {}
     bm = c["base_model"]
     if not isinstance(bm, dict):
-        raise ValueError(f"base_model must be a configs/base_model option (e.g. base_model=smollm2-135m), got {bm!r}; "
-                         "for a local model directory pass base_model.path=/path/to/model")
+        raise UserError(f"base_model must be a configs/base_model option (e.g. base_model=smollm2-135m), got {bm!r}; "
+                        "for a local model directory pass base_model.path=/path/to/model")
+    from zett.cli.eval_checks import check_eval_config, check_finite_records
+
+    check_eval_config(c)
     model, tokenizer = load_base(bm["name"], bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
                                  bm.get("tiny"), seed=c.get("seed", 0))
     base_tokenizer = c.get("base_tokenizer") or tokenizer
@@ -55,15 +60,22 @@ def evaluate(cfg: DictConfig) -> list[dict]:
         progress=c.get("progress", True),
     )
     add_deltas(records)
+    check_finite_records(records)
     paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))
+    paths["config"] = Path(c["output_dir"]) / "eval_config.yaml"
+    paths["config"].write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))
     return records
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
-def main(cfg: DictConfig) -> None:
+@user_errors_exit("zett-eval")
+def _task(cfg: DictConfig) -> None:
     evaluate(cfg)
+
+
+main = hydra_entry("zett-eval", hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")(_task),
+                   _task)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import torch
 
 from zett.models import HypernetMismatchError, ZettHypernet, adapter
 from zett.transfer import specials as sp
+from zett.transfer.finite import check_finite_rows
 from zett.transfer.predict import Rows, predict_fvt, predict_hypernet
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
         rows = _focus(base, base_tok, tok, ids, sf.mask, source, d, special, source_bias, chunk_size, seed,
                       method_kwargs)
 
+    check_finite_rows(rows, method, info.base_model, info.target_tokenizer)
     if ft_tok is not None:
         # rows copied (not predicted) for special tokens come from the fine-tuned model, which may have trained them
         ft_source = adapter.source_embeddings(receiver)
