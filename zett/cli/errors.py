@@ -23,6 +23,10 @@ class UserError(ValueError):
     """A setting or input the user controls is wrong; the message names it and says how to fix it."""
 
 
+class MissingInputError(UserError, FileNotFoundError):
+    """An input path the user gave does not exist."""
+
+
 def debug() -> bool:
     return os.environ.get("ZETT_DEBUG", "") not in ("", "0", "false", "no")
 
@@ -35,10 +39,11 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from zett.models import HypernetMismatchError, UnsupportedModelError
     from zett.tokenizers import TokenizerLoadError
     from zett.training.base import BaseModelError
+    from zett.training.data import DataConfigError
     from zett.transfer import TransferError
 
     return (UserError, AssetError, EvalConfigError, EvalDataError, HypernetMismatchError, UnsupportedModelError,
-            TokenizerLoadError, BaseModelError, TransferError, FileNotFoundError, NotADirectoryError)
+            TokenizerLoadError, BaseModelError, DataConfigError, TransferError, FileNotFoundError, NotADirectoryError)
 
 
 def as_user_error(exc: BaseException) -> BaseException | None:
