@@ -11,6 +11,7 @@ import torch
 
 from zett.models import HypernetMismatchError, ZettHypernet, adapter
 from zett.transfer import specials as sp
+from zett.transfer.agree import agree_special_ids
 from zett.transfer.finite import check_finite_rows
 from zett.transfer.predict import Rows, predict_fvt, predict_hypernet
 
@@ -236,6 +237,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
     info.config_ids = {k: v[1] for k, v in sp.remap_config_ids(receiver.config, id_source, tok).items()}
     if getattr(receiver, "generation_config", None) is not None:
         sp.remap_config_ids(receiver.generation_config, id_source, tok)
+    agree_special_ids(receiver.config, tok, len(tok))  # tokenizer and config: same bos/eos/pad
     _set_padding_idx(receiver)
     if dtype is not None:
         receiver.to(dtype)
