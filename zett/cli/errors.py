@@ -98,6 +98,7 @@ def hydra_entry(prog: str, hydra_main: Callable, task: Callable) -> Callable[[],
     def main() -> None:
         if debug():
             os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+        task.entered = False
         try:
             hydra_main()
         except SystemExit as e:

@@ -58,6 +58,7 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
 
     if name == "tiny-random":
         model, tok = tiny_random_base(**(tiny or {}), seed=seed)
+        model.config._name_or_path = "tiny-random"  # how messages and zett_transfer.json name it
     else:
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -72,6 +73,9 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
             model = cls.from_pretrained(where, dtype=torch_dtype)
         except OSError as e:
             raise BaseModelError(f"cannot load base model {name!r} from {where!r}: {e}") from e
+        except ValueError as e:  # e.g. a causal checkpoint under base_model.kind=masked
+            raise BaseModelError(f"cannot load base model {name!r} from {where!r} with base_model.kind={kind}: "
+                                 f"{str(e).splitlines()[0]} (use the kind the model was trained as)") from e
         tok = load_tokenizer(where)
     model.eval()
     model.requires_grad_(False)
