@@ -109,6 +109,8 @@ def files(tmp_path_factory):
     (d / "ok.txt").write_text("A small local text file.\n" * 50, encoding="utf-8")
     (d / "other.txt").write_text("Some other text for FOCUS training.\n" * 50, encoding="utf-8")
     (d / "a_file").write_text("not a directory")
+    (d / "broken.jsonl").write_text('{"text": "fine"}\n{"text": unquoted}\n')
+    (d / "notext.jsonl").write_text('{"body": "no text field"}\n')
     bad_hn = d / "hn-no-weights"
     bad_hn.mkdir()
     (bad_hn / "config.json").write_text("{}")
@@ -240,6 +242,8 @@ EVAL_CASES = {
     "corpus-is-a-tokenizer": (["corpora=[gpt2]"], "corpora"),
     "hypernet-path-missing": (["methods=[hypernet]", "hypernet_path=/nonexistent/hn"], "hypernet_path"),
     "doc-bytes": (["doc_bytes=0"], "doc_bytes"),
+    "jsonl-not-json": (["corpora=[{files}/broken.jsonl]"], "line 2"),
+    "jsonl-no-text": (["corpora=[{files}/notext.jsonl]"], "'text'"),
     "unknown-group-option": (["base_model=no-such-preset"], "base_model"),
 }
 
@@ -298,13 +302,16 @@ TRAIN_CASES = {
     "init-hypernet-missing": (["init_hypernet=/nowhere"], "init_hypernet"),
     "negative-loss-weight": (["loss.terms.clm.weight=-1"], "loss.terms.clm.weight"),
     "unknown-option": (["loss=no-such-loss"], "loss"),
+    "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
+    "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
-def test_train_refuses(case, work, monkeypatch, capsys):
+def test_train_refuses(case, work, files, monkeypatch, capsys):
     args, setting = TRAIN_CASES[case]
+    args = [a.format(files=files) for a in args]
     run = work / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -31,10 +32,25 @@ def check_corpus(corpus: str, setting: str) -> None:
     from zett.assets import REGISTRY
 
     if _is_local(corpus):
-        p = Path(corpus).expanduser()
-        if p.is_file():
-            from zett.cli.validate import read_text_file
+        from zett.cli.validate import check_text_head, read_text_file
 
+        p = Path(corpus).expanduser()
+        if p.is_dir():
+            for f in sorted(p.rglob("*.txt"))[:100]:
+                check_text_head(f, setting)
+        elif p.suffix == ".jsonl":
+            for i, line in enumerate(read_text_file(p, setting).splitlines()):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as e:
+                    raise UserError(f"{setting}: {p} line {i + 1} is not JSON ({e}); write one JSON object per "
+                                    "line with a 'text' string") from e
+                if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                    raise UserError(f"{setting}: {p} line {i + 1} has no 'text' string; write one JSON object "
+                                    "per line with a 'text' string")
+        else:
             read_text_file(p, setting)
         return
     if corpus in REGISTRY:

@@ -62,6 +62,26 @@ def read_text_file(path: Path, setting: str) -> str:
                         f"{e.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from e
 
 
+def check_text_head(path: Path, setting: str, limit: int = 1 << 20) -> None:
+    """Refuse a binary or non-UTF-8 text file, looking at its first ``limit`` bytes only (corpora can be huge)."""
+    import codecs
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit)
+    except OSError as e:
+        raise UserError(f"{setting}: cannot read {path}: {e.strerror or e}") from e
+    if b"\x00" in raw:
+        raise UserError(f"{setting}: {path} is a binary file (it contains NUL bytes), not UTF-8 text; give text "
+                        "files (.txt/.jsonl)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=len(raw) < limit)
+    except UnicodeDecodeError as e:
+        raise UserError(f"{setting}: {path} is not UTF-8 text (invalid byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start}); convert it, e.g. `iconv -f latin1 -t utf-8`") from e
+
+
 def check_tokenizer(spec, setting: str):
     """Load the tokenizer ``spec`` (asset name or path) once to check it; returns it."""
     from zett.tokenizers import load_tokenizer

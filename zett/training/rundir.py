@@ -74,6 +74,14 @@ def check_train_config(cfg) -> None:
     mlm_p = data.get("mlm_probability")
     if mlm_p is not None and not (isinstance(mlm_p, int | float) and 0 < mlm_p < 1):
         raise UserError(f"data.mlm_probability={mlm_p!r} is invalid: it must be in (0, 1), e.g. 0.15")
+    for i, source in enumerate(data.get("sources") or []):
+        if isinstance(source, dict) and source.get("path") and source["path"] != "???":
+            from zett.cli.validate import check_text_head
+            from zett.training.data import _files
+
+            for f in _files(str(source["path"]))[:100]:
+                if Path(f).suffix in (".txt", ".jsonl", ".json"):
+                    check_text_head(Path(f), f"data.sources.{i}.path")
     val = data.get("validation") or {}
     for key in ("n_sequences", "span_chars", "batch_size"):
         if key in val:
