@@ -399,3 +399,40 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         mistaken()
     assert e.value.code == 2 and capsys.readouterr().err == "zett-x: error: x=1 is invalid: use x=2\n"
+
+
+# ------------------------------------------------------------------------------------------------ valid configs pass
+
+def _options(group: str) -> list[str]:
+    from zett.training import CONFIG_DIR
+
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["experiment", "base_model", "loss", "data", "hypernet", "tokenizer_sampler",
+                                   "trainer", "callbacks", "debug"])
+def test_every_shipped_train_option_passes_the_checks(group, tmp_path):
+    """The checks refuse mistakes only: every preset the project ships passes them (presets that need a local
+    model get a directory with a config.json; loss=mlm is paired with the masked base it is for)."""
+    from hydra import compose, initialize_config_dir
+
+    from zett.training import CONFIG_DIR
+    from zett.training.rundir import check_train_config
+
+    (tmp_path / "config.json").write_text("{}")
+    for option in _options(group):
+        extra = []
+        if group == "loss" and option == "mlm":
+            extra = ["base_model=xlm-r"]
+        if group == "base_model" and option == "xlm-r":
+            extra = ["loss=mlm"]
+        if group == "data" and option == "local":
+            (tmp_path / "c.txt").write_text("some text\n")
+            extra = [f"data.sources.0.path={tmp_path / 'c.txt'}"]
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            cfg = compose("train", overrides=[f"{group}={option}", *extra])
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_missing(cfg.base_model, "path"):
+            cfg.base_model.path = str(tmp_path)
+        check_train_config(cfg)
