@@ -30,7 +30,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records."""
     from zett.eval.report import add_deltas, report_markdown, write_results
     from zett.eval.runner import FocusSettings, ScoreSettings, label, run_evaluation
-    from zett.training.base import load_base
+    from zett.training.base import load_base_from_config
 
     c = OmegaConf.to_container(cfg, resolve=True)
     focus = c.get("focus") or {}
@@ -41,8 +41,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     from zett.cli.eval_checks import check_eval_config, check_finite_records
 
     check_eval_config(c)
-    model, tokenizer = load_base(bm["name"], bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
-                                 bm.get("tiny"), seed=c.get("seed", 0))
+    model, tokenizer = load_base_from_config(bm, seed=c.get("seed", 0))
     base_tokenizer = c.get("base_tokenizer") or tokenizer
     records = run_evaluation(
         model, [str(t) for t in _list(c.get("targets"), "targets")],

@@ -57,24 +57,11 @@ def _focus_texts(focus: dict) -> list[str]:
 
 
 def _load_base(node, base_tokenizer, seed: int):
-    """(model, tokenizer) from the ``base_model`` group node (name / path / kind / load_dtype / tiny)."""
+    """(model, tokenizer) from the ``base_model`` group node (the loader all commands share)."""
     from zett.tokenizers import load_tokenizer
-    from zett.training.base import BaseModelError, load_base
+    from zett.training.base import load_base_from_config
 
-    if isinstance(node, str):  # a config composed without the group: a plain name or directory
-        node = {"name": node}
-    node = dict(node or {})
-    name = str(node.get("name") or "")
-    path = node.get("path")
-    if path == "???":
-        raise ConfigError(f"base_model={name} is not shipped with zett: pass base_model.path=/path/to/model")
-    if not name and not path:
-        raise ConfigError("missing base model: pass base_model=<preset> or base_model.path=DIR")
-    try:
-        model, tok = load_base(name, path, kind=str(node.get("kind") or "causal"),
-                               dtype=str(node.get("load_dtype") or "float32"), tiny=node.get("tiny"), seed=seed)
-    except BaseModelError as e:
-        raise ConfigError(str(e)) from e
+    model, tok = load_base_from_config(node, seed=seed)
     return model, (load_tokenizer(base_tokenizer) if base_tokenizer else tok)
 
 

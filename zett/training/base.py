@@ -51,6 +51,24 @@ def tiny_random_base(vocab_size: int = 300, hidden_size: int = 32, layers: int =
     return model, tok
 
 
+def load_base_from_config(node, seed: int = 0):
+    """-> (model, tokenizer) from a ``base_model`` config node (``configs/base_model/*.yaml``: name, path, kind,
+    load_dtype, tiny; a DictConfig or dict) or a plain name; the one loader zett-train, zett-transfer and zett-eval
+    share. Settings are checked first (``zett.cli.validate.check_base_model``)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from zett.cli.validate import check_base_model
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, str):
+        node = {"name": node}
+    check_base_model(node)
+    node = dict(node)
+    return load_base(str(node.get("name") or ""), node.get("path"), str(node.get("kind") or "causal"),
+                     str(node.get("load_dtype") or "float32"), node.get("tiny"), seed=seed)
+
+
 def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: str = "float32",
               tiny: dict | None = None, seed: int = 0):
     """-> (model in eval mode with frozen weights, its tokenizer). kind: causal | masked."""

@@ -86,14 +86,12 @@ def build(cfg, run_dir: Path):
     from omegaconf import OmegaConf
 
     from zett.models import ZettHypernet
-    from zett.training.base import load_base
+    from zett.training.base import load_base_from_config
     from zett.training.module import ZettTrainingModule
 
     pl.seed_everything(int(cfg.seed), workers=True)
     bm = cfg.base_model
-    base, tokenizer = load_base(bm.name, bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
-                                OmegaConf.to_container(bm.tiny, resolve=True) if bm.get("tiny") else None,
-                                int(cfg.seed))
+    base, tokenizer = load_base_from_config(bm, int(cfg.seed))
     if bm.get("activation_checkpointing"):
         from zett.training.base import enable_activation_checkpointing
 
