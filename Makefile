@@ -43,7 +43,7 @@ demo: setup
 	HF_HUB_OFFLINE=1 $(BIN)/zett-transfer target_tokenizer=gpt2 method=hypernet \
 		hypernet_path=$(DEMO)/train/hypernet output_dir=$(DEMO)/smollm2-gpt2 overwrite=true
 	HF_HUB_OFFLINE=1 $(BIN)/zett-eval targets=[gpt2,starcoder] corpora=[botchan,stdlib-code] \
-		methods=[original,fvt,hypernet] hypernet_path=$(DEMO)/train/hypernet max_bytes=8000 output_dir=$(DEMO)/eval
+		methods=[original,fvt,hypernet] hypernet_path=$(DEMO)/train/hypernet max_bytes=8000 output_dir=$(DEMO)/eval overwrite=true
 	@echo "plot: $(DEMO)/eval/results.png; transferred model: $(DEMO)/smollm2-gpt2; hypernetwork: $(DEMO)/train/hypernet"
 
 lint: setup

@@ -245,6 +245,9 @@ EVAL_CASES = {
     "jsonl-not-json": (["corpora=[{files}/broken.jsonl]"], "line 2"),
     "jsonl-no-text": (["corpora=[{files}/notext.jsonl]"], "'text'"),
     "unknown-group-option": (["base_model=no-such-preset"], "base_model"),
+    "output-not-empty": (["output_dir=existing"], "overwrite=true"),
+    "output-unset": (["output_dir=null"], "output_dir"),
+    "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
 }
 
 
@@ -252,7 +255,7 @@ EVAL_CASES = {
 def test_eval_refuses(case, work, files, monkeypatch, capsys):
     args, setting = EVAL_CASES[case]
     args = [a.format(files=files) for a in args]
-    defaults = ["base_model=tiny-random", "targets=[gpt2]", "max_bytes=2000", "output_dir=existing",
+    defaults = ["base_model=tiny-random", "targets=[gpt2]", "max_bytes=2000", "output_dir=new",
                 "progress=false", "device=cpu", "plot=false"]
     argv = override(defaults, args)
     before = tree(work)
@@ -275,7 +278,7 @@ def test_eval_refuses_a_non_finite_score(work, base_dir, monkeypatch, capsys):
     before = tree(work)
     code, err = call("zett.cli.eval", "zett-eval",
                      ["base_model=tiny-random", f"base_model.path={nan_base}", "base_model.name=local",
-                      "methods=[original]", "corpora=[botchan]", "max_bytes=1000", "output_dir=existing",
+                      "methods=[original]", "corpora=[botchan]", "max_bytes=1000", "output_dir=new",
                       "progress=false", "device=cpu", "plot=false"], monkeypatch, capsys)
     check_refused(code, err, "corpus=botchan", work, before)
     assert "method=original" in err and "bits_per_byte" in err

@@ -275,3 +275,22 @@ def test_every_torch_load_says_weights_only_true():
     assert calls
     bad = [c for c in calls if "weights_only=True" not in c[1] and not c[1].startswith('(weights_only=True)``')]
     assert not bad, bad
+
+
+def test_eval_overwrite_replaces_previous_results_whole(tmp_path):
+    from zett.cli.eval import CONFIG_DIR, evaluate
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.json").write_text("[]")
+    (out / "stale-from-another-run.png").write_bytes(b"old plot")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", ["base_model=tiny-random", "targets=[gpt2]", "corpora=[botchan]", "max_bytes=800",
+                               "max_length=64", "methods=[original]", "plot=false", "progress=false", "device=cpu",
+                               f"output_dir={out}", "overwrite=true"])
+    records = evaluate(cfg)
+    assert sorted(p.name for p in out.iterdir()) == ["eval_config.yaml", "results.csv", "results.json", "results.md"]
+    import json
+
+    assert json.loads((out / "results.json").read_text())[0]["bits_per_byte"] == records[0]["bits_per_byte"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]

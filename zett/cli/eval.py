@@ -60,9 +60,13 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     )
     add_deltas(records)
     check_finite_records(records)
-    paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))
-    paths["config"] = Path(c["output_dir"]) / "eval_config.yaml"
-    paths["config"].write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    from zett.outputs import atomic_dir
+
+    out = Path(str(c["output_dir"])).expanduser()
+    with atomic_dir(out, overwrite=bool(c.get("overwrite", False))) as tmp:  # results appear whole, never merged
+        paths = write_results(records, tmp, plot_png=c.get("plot", True))
+        (tmp / "eval_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    paths = {k: out / p.name for k, p in paths.items()} | {"config": out / "eval_config.yaml"}
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))
     return records

@@ -64,9 +64,14 @@ def check_corpus(corpus: str, setting: str) -> None:
 
 def check_eval_config(c: dict) -> None:
     """Raise :class:`UserError` for any setting of ``configs/eval.yaml`` that cannot work (no model is loaded)."""
+    from zett.cli.validate import boolean
     from zett.eval.runner import METHODS
     from zett.eval.texts import MULTILINGUAL
+    from zett.outputs import check_output_dir
 
+    if not c.get("output_dir"):
+        raise UserError("output_dir is unset: pass output_dir=DIR (a new or empty directory)")
+    check_output_dir(c["output_dir"], boolean(c, "overwrite"))
     methods = _as_list(c.get("methods"), "methods")
     if not methods:
         raise UserError("methods is empty; e.g. methods=[original,fvt]")
