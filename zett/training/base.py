@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zett.models.tiny import tiny_random_base  # noqa: F401 - the tiny-random base; re-exported here
+
 
 class BaseModelError(ValueError):
     """The configured base model cannot be loaded."""
@@ -33,22 +35,6 @@ def _resolve(name: str, path: str | None) -> str:
         raise BaseModelError(f"base model {name!r} is neither a zett asset nor a local directory, and the hub is "
                              "offline (HF_HUB_OFFLINE=1); give base_model.path=/path/to/model")
     return name
-
-
-def tiny_random_base(vocab_size: int = 300, hidden_size: int = 32, layers: int = 2, tie: bool = True,
-                     corpus: str | None = None, seed: int = 0):
-    """A tiny random Llama and a byte-level BPE tokenizer trained in memory (on ``corpus``'s train split or
-    zett.testing's sample texts)."""
-    from zett.testing import SAMPLE_TEXTS, tiny_llama, train_tokenizer
-
-    texts = SAMPLE_TEXTS
-    if corpus:
-        from zett.assets import load_corpus
-
-        texts = [t[:20000] for t in load_corpus(corpus, "train")["text"][:200]]
-    tok = train_tokenizer(texts, vocab_size=vocab_size, kind="bpe")
-    model = tiny_llama(tok, hidden_size=hidden_size, layers=layers, tie=tie, seed=seed)
-    return model, tok
 
 
 def load_base_from_config(node, seed: int = 0):
