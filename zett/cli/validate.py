@@ -13,6 +13,8 @@ from zett.cli.errors import UserError
 
 LOAD_DTYPES = ("float32", "bfloat16", "auto")
 BASE_KINDS = ("causal", "masked")
+# hypernet_path / init_hypernet values that name a hypernetwork instead of a directory (add new ones here)
+HYPERNET_NAMES = ("untrained", "shipped")
 
 
 def positive(c: dict, key: str, prefix: str = "", allow_none: bool = False, example: int | None = None):
@@ -96,7 +98,7 @@ def check_tokenizer(spec, setting: str):
 
 def check_hypernet_dir(path) -> Path:
     p = Path(str(path)).expanduser()
-    if str(path) == "untrained":
+    if str(path) in HYPERNET_NAMES and not p.exists():  # resolved by the loader, not a directory
         return p
     if not p.is_dir():
         raise UserError(f"hypernet_path={path} does not exist or is not a directory; pass the hypernet/ "
