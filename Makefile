@@ -40,12 +40,12 @@ bench: setup
 # tokenizer, FVT and the hypernetwork shipped with zett (zett/hypernets/smollm2-135m), print the table.
 demo: setup
 	$(BIN)/zett-assets fetch smollm2-135m gpt2 starcoder botchan stdlib-code
-	HF_HUB_OFFLINE=1 $(BIN)/zett-train experiment=demo hydra.run.dir=$(DEMO)/train
+	HF_HUB_OFFLINE=1 $(BIN)/zett-train experiment=demo hydra.run.dir=$(DEMO)/train overwrite=true
 	HF_HUB_OFFLINE=1 $(BIN)/zett-transfer target_tokenizer=gpt2 method=hypernet \
-		hypernet_path=$(DEMO)/train/hypernet output_dir=$(DEMO)/smollm2-gpt2
+		hypernet_path=$(DEMO)/train/hypernet output_dir=$(DEMO)/smollm2-gpt2 overwrite=true
 	HF_HUB_OFFLINE=1 $(BIN)/zett-eval targets=[gpt2,starcoder] corpora=[botchan,stdlib-code] \
 		methods=[original,fvt,shipped,hypernet] hypernet_path=$(DEMO)/train/hypernet max_bytes=8000 \
-		output_dir=$(DEMO)/eval
+		output_dir=$(DEMO)/eval overwrite=true
 	@echo "plot: $(DEMO)/eval/results.png; transferred model: $(DEMO)/smollm2-gpt2; hypernetwork: $(DEMO)/train/hypernet"
 
 lint: setup

@@ -31,6 +31,7 @@ def workdir(tmp_path_factory):
     target.save_pretrained(root / "target")
     (root / "corpus.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCS))
     (root / "other.txt").write_text("import os\nimport sys\n\nclass Foo:\n    pass\n" * 3)
+    (root / "focus_train.txt").write_text("\n".join(SAMPLE_TEXTS))  # FOCUS never trains on the scored text
     return root
 
 
@@ -98,7 +99,7 @@ def test_methods_write_json_csv_markdown_and_plot(workdir, tmp_path):
 
 def test_focus_through_the_eval_path(workdir, tmp_path):
     records = evaluate(_cfg(workdir, tmp_path, "methods=[focus]",
-                            f"focus.corpora=[{workdir / 'corpus.jsonl'}]", "focus.options.dim=8",
+                            f"focus.corpora=[{workdir / 'focus_train.txt'}]", "focus.options.dim=8",
                             "focus.options.epochs=1", "focus.options.min_count=1"))
     assert {r["method"] for r in records} == {"focus"} and len(records) == 2
     assert all(math.isfinite(r["bits_per_byte"]) for r in records)

@@ -66,7 +66,7 @@ def test_debug_experiment_trains_validates_and_exports(debug_run):
 
 def test_checkpoint_holds_hypernet_optimizer_sampler_but_not_base(debug_run):
     run, _ = debug_run
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     keys = list(ckpt["state_dict"])
     assert keys and all(k.startswith("hypernet.") for k in keys)
     assert not any("model.layers" in k or "embed_tokens" in k for k in keys)
@@ -100,7 +100,7 @@ def test_exported_hypernet_is_accepted_by_transfer(debug_run):
 def test_resume_continues_step_count_and_optimizer_state(debug_run, tmp_path):
     run, _ = debug_run
     ckpt_path = run / "checkpoints" / "last.ckpt"
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     import pytorch_lightning as pl
 
     seen = {}

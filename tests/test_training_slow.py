@@ -66,7 +66,7 @@ def test_killed_run_resumes_with_same_step_and_optimizer_state(tmp_path):
     finally:
         proc.kill()
         proc.wait()
-    saved = torch.load(last, map_location="cpu", weights_only=False)
+    saved = torch.load(last, map_location="cpu", weights_only=True)
     step = saved["global_step"]
     assert step >= 3 and step % 3 == 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from zett.cli.errors import UserError
 from zett.cli.transfer import CONFIG_DIR, ConfigError, transfer_from_config
 from zett.testing import tiny_llama, train_tokenizer
 
@@ -70,9 +71,9 @@ def test_tiny_random_preset(tmp_path):
 
 
 def test_config_errors(base_dir, tmp_path):
-    with pytest.raises(ConfigError, match="base_model=FacebookAI/xlm-roberta-base is not shipped with zett"):
+    with pytest.raises(UserError, match="base_model=FacebookAI/xlm-roberta-base is not shipped with zett"):
         transfer_from_config(_cfg(["base_model=xlm-r", "target_tokenizer=gpt2", f"output_dir={tmp_path}"]))
-    with pytest.raises(ConfigError, match="base_model.path '/nowhere' does not exist"):
+    with pytest.raises(UserError, match="base_model.path=/nowhere does not exist"):
         transfer_from_config(_cfg(["base_model.path=/nowhere", "target_tokenizer=gpt2", f"output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="missing option target_tokenizer"):
         transfer_from_config(_cfg([f"output_dir={tmp_path}"]))

@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from zett.assets.registry import REGISTRY
-from zett.assets.store import AssetError, fetch, get, is_cached, names
+from zett.assets.store import (
+    AssetError,
+    asset_dir,
+    check_home,
+    fetch,
+    get,
+    is_cached,
+    names,
+    verify_and_repair,
+)
+from zett.cli.errors import debug
 
 
 def _list() -> int:
@@ -40,9 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("path", help="print an asset's local directory, fetching it first if needed")
     p.add_argument("name")
     p.add_argument("--accept-licence", action="store_true")
+    v = sub.add_parser("verify", help="re-hash every cached file against its manifest and repair what differs")
+    v.add_argument("names", nargs="*")
+    v.add_argument("--all", action="store_true", help="every cached asset")
+    v.add_argument("--no-repair", action="store_true", help="only report; exit 1 when anything differs")
     args = parser.parse_args(argv)
 
     try:
+        check_home()
+        if args.command == "verify":
+            return _verify(parser, args)
         if args.command == "list":
             return _list()
         if args.command == "path":
@@ -63,8 +80,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n}: {fetch(n, accept_licence=args.accept_licence, force=args.force)}", file=sys.stderr)
         return 0
     except AssetError as e:
+        if debug():
+            raise
         print(f"zett-assets: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an unusable ZETT_HOME (permissions, full disk): the user's to fix, not a bug
+        if debug():
+            raise
+        print(f"zett-assets: error: {e.strerror or e}: {e.filename or ''} (ZETT_HOME={check_home()}); set "
+              "ZETT_HOME to a writable directory with free space", file=sys.stderr)
+        return 2
+
+
+def _verify(parser, args) -> int:
+    """Re-hash cached assets; exit 0 when all are intact (after repair), 1 when some are still not."""
+    if args.all:
+        targets = [n for n in names() if (asset_dir(n)).exists()]
+    else:
+        targets = args.names
+        if not targets:
+            parser.error("name at least one asset, or pass --all")
+        for n in targets:
+            get(n)
+    bad = 0
+    for n in targets:
+        found, intact = verify_and_repair(n, repair=not args.no_repair)
+        if found == ["not cached"]:
+            print(f"{n}: not cached (zett-assets fetch {n})", file=sys.stderr)
+            bad += 1
+        elif not found:
+            print(f"{n}: ok", file=sys.stderr)
+        else:
+            state = "repaired" if intact and not args.no_repair else "DAMAGED"
+            print(f"{n}: {state}: {'; '.join(found)}", file=sys.stderr)
+            bad += not intact
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

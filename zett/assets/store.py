@@ -80,26 +80,32 @@ def _scan(root: Path) -> dict[str, dict]:
     return files
 
 
-def verify(name: str, deep: bool = False) -> bool:
-    """True when the cached asset is complete and intact. Files whose size and mtime are unchanged are trusted
-    unless ``deep``; any other file is re-hashed."""
+def problems(name: str, deep: bool = False) -> list[str]:
+    """What is wrong with the cached asset (empty when it is complete and intact). Files whose size and mtime
+    are unchanged are trusted unless ``deep``; any other file is re-hashed."""
     root = asset_dir(name)
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
-        return False
+        return ["not cached" if not root.exists() else f"{MANIFEST} missing or unreadable"]
+    out = []
     for rel, rec in manifest.get("files", {}).items():
         p = root / rel
         try:
             st = p.stat()
         except OSError:
-            return False
+            out.append(f"{rel}: missing")
+            continue
         if st.st_size != rec["size"]:
-            return False
-        if deep or st.st_mtime_ns != rec["mtime_ns"]:
-            if sha256_file(p) != rec["sha256"]:
-                return False
-    return True
+            out.append(f"{rel}: size {st.st_size} != {rec['size']}")
+        elif (deep or st.st_mtime_ns != rec["mtime_ns"]) and sha256_file(p) != rec["sha256"]:
+            out.append(f"{rel}: sha256 differs from the manifest")
+    return out
+
+
+def verify(name: str, deep: bool = False) -> bool:
+    """True when the cached asset is complete and intact (see :func:`problems`)."""
+    return not problems(name, deep)
 
 
 def is_cached(name: str) -> bool:
@@ -284,10 +290,43 @@ def _build(asset: Asset, out: Path) -> None:
 
 # -- public API -----------------------------------------------------------------------------------------------
 
+def check_home() -> Path:
+    """``$ZETT_HOME`` if it can hold the cache; otherwise one clear :class:`AssetError`."""
+    h = home()
+    if h.exists() and not h.is_dir():
+        raise AssetError(f"ZETT_HOME={h} is a file, not a directory; set ZETT_HOME to a directory (default "
+                         "~/.cache/zett)")
+    return h
+
+
+def _writable_home(name: str) -> Path:
+    h = check_home()
+    lock_dir = h / "assets"
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AssetError(f"asset {name!r} is not (completely) cached in ZETT_HOME={h}, and it cannot be fetched "
+                         f"there: {e.strerror or e}. Set ZETT_HOME to a writable directory, or fetch {name} where "
+                         "the cache is writable (a complete cache can then be used read-only)") from e
+    if not os.access(lock_dir, os.W_OK | os.X_OK):
+        raise AssetError(f"asset {name!r} is not (completely) cached in ZETT_HOME={h}, and {lock_dir} is not "
+                         "writable. Set ZETT_HOME to a writable directory, or fetch it where the cache is "
+                         "writable (a complete cache can then be used read-only)")
+    return lock_dir
+
+
+def remove_partial_builds(name: str) -> list[Path]:
+    """Delete ``.<name>.tmp-*`` build folders left by an interrupted fetch (call with the asset's lock held)."""
+    removed = []
+    for p in (home() / "assets").glob(f".{name}.tmp-*"):
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def _lock(name: str):
-    lock_dir = home() / "assets"
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock_dir = _writable_home(name)
     with open(lock_dir / f".{name}.lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -308,8 +347,12 @@ def licence_notice(name: str) -> str:
 def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Path:
     """Make asset ``name`` available locally and return its directory. Idempotent; safe to interrupt."""
     asset = get(name)
+    root = asset_dir(name)
+    check_home()
+    if not force and verify(name):  # a complete cache needs no lock: it works on a read-only mount
+        return root
     with _lock(asset.name):
-        root = asset_dir(name)
+        remove_partial_builds(asset.name)  # we hold the lock: no other fetch of this asset is building
         if not force and verify(name):
             return root
         if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
@@ -329,6 +372,17 @@ def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Pa
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return root
+
+
+def verify_and_repair(name: str, repair: bool = True) -> tuple[list[str], bool]:
+    """Re-hash every file of a cached asset against its manifest; with ``repair``, fetch it again when anything
+    differs. -> (problems found, whether the asset is intact now)."""
+    found = problems(name, deep=True)
+    if not found or found == ["not cached"] or not repair:
+        return found, not found
+    # it was fetched before, so its licence (if any) was accepted then
+    fetch(name, accept_licence=True, force=True)
+    return found, not problems(name, deep=True)
 
 
 def path(name: str, **kwargs) -> Path:

@@ -8,6 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from zett.cli.errors import UserError, hydra_entry, user_errors_exit
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 log = logging.getLogger(__name__)
@@ -21,23 +23,25 @@ def _list(value, name: str) -> list:
     try:
         return list(value)
     except TypeError as e:
-        raise ValueError(f"{name} must be a list, e.g. {name}=[a,b]; got {value!r}") from e
+        raise UserError(f"{name} must be a list, e.g. {name}=[a,b]; got {value!r}") from e
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
     """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records."""
     from zett.eval.report import add_deltas, report_markdown, write_results
     from zett.eval.runner import FocusSettings, ScoreSettings, label, run_evaluation
-    from zett.training.base import load_base
+    from zett.training.base import load_base_from_config
 
     c = OmegaConf.to_container(cfg, resolve=True)
     focus = c.get("focus") or {}
     bm = c["base_model"]
     if not isinstance(bm, dict):
-        raise ValueError(f"base_model must be a configs/base_model option (e.g. base_model=smollm2-135m), got {bm!r}; "
-                         "for a local model directory pass base_model.path=/path/to/model")
-    model, tokenizer = load_base(bm["name"], bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
-                                 bm.get("tiny"), seed=c.get("seed", 0))
+        raise UserError(f"base_model must be a configs/base_model option (e.g. base_model=smollm2-135m), got {bm!r}; "
+                        "for a local model directory pass base_model.path=/path/to/model")
+    from zett.cli.eval_checks import check_eval_config, check_finite_records
+
+    check_eval_config(c)
+    model, tokenizer = load_base_from_config(bm, seed=c.get("seed", 0))
     base_tokenizer = c.get("base_tokenizer") or tokenizer
     records = run_evaluation(
         model, [str(t) for t in _list(c.get("targets"), "targets")],
@@ -55,15 +59,26 @@ def evaluate(cfg: DictConfig) -> list[dict]:
         progress=c.get("progress", True),
     )
     add_deltas(records)
-    paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))
+    check_finite_records(records)
+    from zett.outputs import atomic_dir
+
+    out = Path(str(c["output_dir"])).expanduser()
+    with atomic_dir(out, overwrite=bool(c.get("overwrite", False))) as tmp:  # results appear whole, never merged
+        paths = write_results(records, tmp, plot_png=c.get("plot", True))
+        (tmp / "eval_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    paths = {k: out / p.name for k, p in paths.items()} | {"config": out / "eval_config.yaml"}
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))
     return records
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
-def main(cfg: DictConfig) -> None:
+@user_errors_exit("zett-eval")
+def _task(cfg: DictConfig) -> None:
     evaluate(cfg)
+
+
+main = hydra_entry("zett-eval", hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")(_task),
+                   _task)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,20 @@ from pathlib import Path
 
 import hydra
 
+from zett.cli.errors import hydra_entry, user_errors_exit
+
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def _main(cfg) -> None:
+@user_errors_exit("zett-train")
+def _task(cfg) -> None:
     from zett.training import train
 
     train(cfg)
 
 
-def main() -> None:
-    _main()
+main = hydra_entry("zett-train", hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")(_task),
+                   _task)
 
 
 if __name__ == "__main__":

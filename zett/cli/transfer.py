@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+
+from zett.cli.errors import UserError, hydra_entry, user_errors_exit
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -20,7 +21,7 @@ DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16
           "float16": "float16", "fp16": "float16"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A zett-transfer option is missing or invalid."""
 
 
@@ -37,12 +38,16 @@ def _focus_texts(focus: dict) -> list[str]:
         raise ConfigError("method=focus needs training text: pass focus.corpus=<corpus asset or .txt file>")
     path = Path(str(corpus)).expanduser()
     if path.is_file():
-        texts = [path.read_text(encoding="utf-8")]
+        from zett.cli.validate import read_text_file
+
+        texts = [read_text_file(path, "focus.corpus")]
     else:
         from zett import assets
 
         texts = list(assets.load_corpus(str(corpus), split=focus.get("split", "train"))["text"])
-    budget, out = int(focus.get("max_bytes") or 0), []
+    from zett.cli.validate import positive
+
+    budget, out = int(positive(focus, "max_bytes", "focus.", allow_none=True) or 0), []
     for t in texts:
         out.append(t)
         budget -= len(t.encode())
@@ -52,24 +57,11 @@ def _focus_texts(focus: dict) -> list[str]:
 
 
 def _load_base(node, base_tokenizer, seed: int):
-    """(model, tokenizer) from the ``base_model`` group node (name / path / kind / load_dtype / tiny)."""
+    """(model, tokenizer) from the ``base_model`` group node (the loader all commands share)."""
     from zett.tokenizers import load_tokenizer
-    from zett.training.base import BaseModelError, load_base
+    from zett.training.base import load_base_from_config
 
-    if isinstance(node, str):  # a config composed without the group: a plain name or directory
-        node = {"name": node}
-    node = dict(node or {})
-    name = str(node.get("name") or "")
-    path = node.get("path")
-    if path == "???":
-        raise ConfigError(f"base_model={name} is not shipped with zett: pass base_model.path=/path/to/model")
-    if not name and not path:
-        raise ConfigError("missing base model: pass base_model=<preset> or base_model.path=DIR")
-    try:
-        model, tok = load_base(name, path, kind=str(node.get("kind") or "causal"),
-                               dtype=str(node.get("load_dtype") or "float32"), tiny=node.get("tiny"), seed=seed)
-    except BaseModelError as e:
-        raise ConfigError(str(e)) from e
+    model, tok = load_base_from_config(node, seed=seed)
     return model, (load_tokenizer(base_tokenizer) if base_tokenizer else tok)
 
 
@@ -77,6 +69,8 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     """Run the transfer described by ``cfg`` and save it to ``cfg.output_dir``; returns that directory."""
     import torch
 
+    from zett.cli.validate import boolean, check_base_model, check_hypernet_dir, check_tokenizer, positive
+    from zett.outputs import check_output_dir
     from zett.transfer import save_transferred, transfer
 
     c = OmegaConf.to_container(cfg, resolve=False)
@@ -93,40 +87,55 @@ def transfer_from_config(cfg: DictConfig) -> Path:
         if str(dtype) not in DTYPES:
             raise ConfigError(f"dtype={dtype!r} is unknown; use one of float32, bfloat16, float16 or null")
         dtype = getattr(torch, DTYPES[str(dtype)])
+    # Everything the user typed is checked before the (slow) base model load.
+    overwrite = boolean(c, "overwrite")
+    check_output_dir(output_dir, overwrite)
+    chunk_size = int(positive(c, "chunk_size"))
+    max_pieces = positive(c, "max_pieces", allow_none=True)
+    if method == "hypernet" and c.get("hypernet_path"):  # none given: the one shipped for the base (checked below)
+        check_hypernet_dir(c["hypernet_path"])
+    check_tokenizer(target, "target_tokenizer")
+    if c.get("base_tokenizer"):
+        check_tokenizer(c["base_tokenizer"], "base_tokenizer")
+    if c.get("finetuned_model") and not Path(str(c["finetuned_model"])).expanduser().exists():
+        from zett import assets
+
+        if str(c["finetuned_model"]) not in assets.REGISTRY:
+            raise ConfigError(f"finetuned_model={c['finetuned_model']} does not exist; pass a local Hugging Face "
+                              "model directory or a model asset")
+    check_base_model(c.get("base_model"))
+    focus_texts = _focus_texts(c.get("focus") or {}) if method == "focus" else None
     base, base_tok = _load_base(c.get("base_model"), c.get("base_tokenizer"), int(c.get("seed") or 0))
     if dtype is not None:
         base = base.to(dtype)
     kwargs = {}
     if method == "focus":
-        focus = c.get("focus") or {}
-        kwargs = {"texts": _focus_texts(focus), **(focus.get("options") or {})}
+        kwargs = {"texts": focus_texts, **((c.get("focus") or {}).get("options") or {})}
+    hypernet = c.get("hypernet_path")
+    if method == "hypernet" and (not hypernet or str(hypernet) == "shipped"):
+        from zett import hypernets
+
+        hypernet = hypernets.require_for_base(base, "hypernet_path")
     model, tok = transfer(
-        base, target, method=method, hypernet=c.get("hypernet_path"), base_tokenizer=base_tok,
+        base, target, method=method, hypernet=hypernet, base_tokenizer=base_tok,
         finetuned_model=c.get("finetuned_model"), inplace=True,
-        chunk_size=int(c.get("chunk_size") or 8192), max_pieces=c.get("max_pieces"), seed=int(c.get("seed") or 0),
+        chunk_size=chunk_size, max_pieces=max_pieces, seed=int(c.get("seed") or 0),
         progress=bool(c.get("progress", True)), dtype=dtype, keep_chat_template=bool(c.get("keep_chat_template", True)),
         **kwargs)
-    out = save_transferred(model, tok, output_dir)
+    out = save_transferred(model, tok, output_dir, overwrite=overwrite)
     info = model.zett_transfer_info
     log.info("transferred %s to %s (%s, %d tokens, added %s) -> %s", info.base_model, info.target_tokenizer,
              method, info.vocab_size, info.added_special_tokens or "no tokens", out)
     return out
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from zett.models import HypernetMismatchError, UnsupportedModelError
-    from zett.tokenizers import TokenizerLoadError
-    from zett.transfer import TransferError
-
-    return (ConfigError, TransferError, HypernetMismatchError, UnsupportedModelError, TokenizerLoadError,
-            FileNotFoundError)
+@user_errors_exit("zett-transfer")
+def _task(cfg: DictConfig) -> None:
+    print(transfer_from_config(cfg))
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="transfer")
-def main(cfg: DictConfig) -> None:
-    try:
-        out = transfer_from_config(cfg)
-    except _user_errors() as e:
-        print(f"zett-transfer: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    print(out)
+main = hydra_entry("zett-transfer", hydra.main(version_base="1.3", config_path=str(CONFIG_DIR),
+                                               config_name="transfer")(_task), _task)
+
+if __name__ == "__main__":
+    main()

@@ -118,7 +118,7 @@ def write_results(records: list[dict], output_dir: str | Path, plot_png: bool = 
     out.mkdir(parents=True, exist_ok=True)
     add_deltas(records)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "markdown": out / "results.md"}
-    paths["json"].write_text(json.dumps(records, indent=2) + "\n")
+    paths["json"].write_text(json.dumps(records, indent=2, allow_nan=False) + "\n")
     with paths["csv"].open("w", newline="") as f:
         extra = [k for r in records for k in r if k not in COLUMNS]
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS) + sorted(set(extra)))

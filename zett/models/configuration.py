@@ -110,9 +110,13 @@ class ZettHypernetConfig(PretrainedConfig):
         return problems
 
     def describe_base(self) -> str:
+        if self.base_model_type is None or not self.base_vocab_size:
+            return ("no recorded base model (its config.json has no base_* fields: it was not made by zett-train or "
+                    "ZettHypernet.from_base_model)")
         tied = "tied" if self.base_tied else "untied"
         fp = fingerprint_hex(self.base_fingerprint)
-        return (f"{self.base_model_name or '?'} ({self.base_model_type}, hidden {self.base_hidden_size}, "
+        name = self.base_model_name or f"an unnamed {self.base_model_type} model"
+        return (f"{name} ({self.base_model_type}, hidden {self.base_hidden_size}, "
                 f"vocab {self.base_vocab_size}, {tied}, embeddings {fp})")
 
 

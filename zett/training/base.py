@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zett.models.tiny import tiny_random_base  # noqa: F401 - the tiny-random base; re-exported here
+
 
 class BaseModelError(ValueError):
     """The configured base model cannot be loaded."""
@@ -35,20 +37,22 @@ def _resolve(name: str, path: str | None) -> str:
     return name
 
 
-def tiny_random_base(vocab_size: int = 300, hidden_size: int = 32, layers: int = 2, tie: bool = True,
-                     corpus: str | None = None, seed: int = 0):
-    """A tiny random Llama and a byte-level BPE tokenizer trained in memory (on ``corpus``'s train split or
-    zett.testing's sample texts)."""
-    from zett.testing import SAMPLE_TEXTS, tiny_llama, train_tokenizer
+def load_base_from_config(node, seed: int = 0):
+    """-> (model, tokenizer) from a ``base_model`` config node (``configs/base_model/*.yaml``: name, path, kind,
+    load_dtype, tiny; a DictConfig or dict) or a plain name; the one loader zett-train, zett-transfer and zett-eval
+    share. Settings are checked first (``zett.cli.validate.check_base_model``)."""
+    from omegaconf import DictConfig, OmegaConf
 
-    texts = SAMPLE_TEXTS
-    if corpus:
-        from zett.assets import load_corpus
+    from zett.cli.validate import check_base_model
 
-        texts = [t[:20000] for t in load_corpus(corpus, "train")["text"][:200]]
-    tok = train_tokenizer(texts, vocab_size=vocab_size, kind="bpe")
-    model = tiny_llama(tok, hidden_size=hidden_size, layers=layers, tie=tie, seed=seed)
-    return model, tok
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, str):
+        node = {"name": node}
+    check_base_model(node)
+    node = dict(node)
+    return load_base(str(node.get("name") or ""), node.get("path"), str(node.get("kind") or "causal"),
+                     str(node.get("load_dtype") or "float32"), node.get("tiny"), seed=seed)
 
 
 def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: str = "float32",
@@ -58,6 +62,7 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
 
     if name == "tiny-random":
         model, tok = tiny_random_base(**(tiny or {}), seed=seed)
+        model.config._name_or_path = "tiny-random"  # how messages and zett_transfer.json name it
     else:
         from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
@@ -72,6 +77,9 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
             model = cls.from_pretrained(where, dtype=torch_dtype)
         except OSError as e:
             raise BaseModelError(f"cannot load base model {name!r} from {where!r}: {e}") from e
+        except ValueError as e:  # e.g. a causal checkpoint under base_model.kind=masked
+            raise BaseModelError(f"cannot load base model {name!r} from {where!r} with base_model.kind={kind}: "
+                                 f"{str(e).splitlines()[0]} (use the kind the model was trained as)") from e
         tok = load_tokenizer(where)
     model.eval()
     model.requires_grad_(False)

@@ -58,6 +58,9 @@ def _export(trainer, module, out_dir: Path) -> Path | None:
     """Save the trained hypernetwork (all ranks call this; rank 0 writes)."""
     from pytorch_lightning.strategies import FSDPStrategy
 
+    from zett.outputs import atomic_dir
+
+    # Written into a temporary sibling and renamed into place: a killed export never leaves half a hypernet/.
     if isinstance(trainer.strategy, FSDPStrategy):
         # Parameters are sharded: gather a full state dict (a collective), then rebuild a plain copy on rank 0.
         state = trainer.strategy.lightning_module_state_dict()
@@ -67,11 +70,14 @@ def _export(trainer, module, out_dir: Path) -> Path | None:
             plain = ZettHypernet(module.hypernet.config)
             plain.load_state_dict({k.removeprefix("hypernet."): v for k, v in state.items()
                                    if k.startswith("hypernet.")})
-            plain.save_pretrained(out_dir)
+            with atomic_dir(out_dir, overwrite=True, setting="hypernet export") as tmp:
+                plain.save_pretrained(tmp)
             return out_dir
         return None
     if trainer.is_global_zero:
-        return module.export_hypernet(out_dir)
+        with atomic_dir(out_dir, overwrite=True, setting="hypernet export") as tmp:
+            module.export_hypernet(tmp)
+        return out_dir
     return None
 
 
@@ -82,14 +88,12 @@ def build(cfg, run_dir: Path):
     from omegaconf import OmegaConf
 
     from zett.models import ZettHypernet
-    from zett.training.base import load_base
+    from zett.training.base import load_base_from_config
     from zett.training.module import ZettTrainingModule
 
     pl.seed_everything(int(cfg.seed), workers=True)
     bm = cfg.base_model
-    base, tokenizer = load_base(bm.name, bm.get("path"), bm.get("kind", "causal"), bm.get("load_dtype", "float32"),
-                                OmegaConf.to_container(bm.tiny, resolve=True) if bm.get("tiny") else None,
-                                int(cfg.seed))
+    base, tokenizer = load_base_from_config(bm, int(cfg.seed))
     if bm.get("activation_checkpointing"):
         from zett.training.base import enable_activation_checkpointing
 
@@ -130,6 +134,9 @@ def build(cfg, run_dir: Path):
         **_throughput_options(cfg))
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    from zett.training.checkpoint import ValidationSummary
+
+    callbacks.append(ValidationSummary(run_dir))  # summary.json records every validation, even of a killed run
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
 
@@ -154,6 +161,10 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
+    from zett.training.rundir import check_train_config, prepare_run_dir, write_summary
+
+    check_train_config(cfg)
+    prepare_run_dir(cfg, run_dir)
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
 
@@ -165,7 +176,7 @@ def train(cfg) -> dict:
     if cfg.get("validate_at_start", True) and not ckpt_path and datamodule.val_names:
         initial = trainer.validate(module, datamodule=datamodule, verbose=False)
         initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
 
     exported = _export(trainer, module, run_dir / "hypernet") if cfg.get("export", True) else None
     summary = {
@@ -180,6 +191,7 @@ def train(cfg) -> dict:
         "world_size": int(trainer.world_size),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "finished": True,
     }
     if trainer.world_size > 1:
         ranks = run_dir / "ranks"
@@ -188,6 +200,6 @@ def train(cfg) -> dict:
             {"rank": trainer.global_rank, "global_step": summary["global_step"],
              "hypernet_digest": summary["hypernet_digest"]}))
     if trainer.is_global_zero:
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_summary(run_dir, summary)
         log.info("run finished: %s", json.dumps({k: summary[k] for k in ("global_step", "hypernet")}))
     return summary

@@ -11,6 +11,8 @@ import torch
 
 from zett.models import HypernetMismatchError, ZettHypernet, adapter
 from zett.transfer import specials as sp
+from zett.transfer.agree import agree_special_ids
+from zett.transfer.finite import check_finite_rows
 from zett.transfer.predict import Rows, predict_fvt, predict_hypernet
 
 log = logging.getLogger(__name__)
@@ -223,6 +225,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
     else:
         rows = _focus(base, base_tok, tok, sf, source, d, special, source_bias, chunk_size, seed, method_kwargs)
 
+    check_finite_rows(rows, method, info.base_model, info.target_tokenizer)
     if ft_tok is not None:
         # rows copied (not predicted) for special tokens come from the fine-tuned model, which may have trained them
         ft_source = adapter.source_embeddings(receiver)
@@ -234,6 +237,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
     info.config_ids = {k: v[1] for k, v in sp.remap_config_ids(receiver.config, id_source, tok).items()}
     if getattr(receiver, "generation_config", None) is not None:
         sp.remap_config_ids(receiver.generation_config, id_source, tok)
+    agree_special_ids(receiver.config, tok, len(tok))  # tokenizer and config: same bos/eos/pad
     _set_padding_idx(receiver)
     if dtype is not None:
         receiver.to(dtype)

@@ -1,0 +1,441 @@
+"""Bad inputs to the four console scripts: exit 2, one message naming the setting, nothing on disk changed.
+
+Most cases call the scripts' ``main()`` in this process with ``sys.argv`` set (the same code path as the console
+script, without paying a Python start per case); a few run the installed console scripts as subprocesses to check
+the whole contract (no traceback, ``ZETT_DEBUG=1``, a bug keeps its traceback). Models are the tiny random base
+(``base_model=tiny-random``, ``experiment=debug``) or a tiny model directory saved from ``zett.testing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zett.testing import tiny_llama, train_tokenizer
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def tree(path: Path) -> dict[str, str]:
+    """relative path -> sha256 (directories -> 'dir') of everything under ``path``."""
+    out = {}
+    if not path.exists():
+        return out
+    for p in sorted(path.rglob("*")):
+        rel = p.relative_to(path).as_posix()
+        out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def call(module: str, prog: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """Run ``zett.cli.<module>.main`` (or zett.assets.cli) with ``sys.argv``; -> (exit status, stderr)."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    monkeypatch.setattr(sys, "argv", [prog, *args])
+    capsys.readouterr()
+    try:
+        code = mod.main() if module != "zett.assets.cli" else mod.main(args)
+    except SystemExit as e:
+        code = e.code
+    return (0 if code is None else code), capsys.readouterr().err
+
+
+def script(name: str, args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = BIN / name
+    if not exe.exists():
+        pytest.skip(f"{name} console script not installed (pip install -e .)")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env={**ENV, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    tok = train_tokenizer(vocab_size=300)
+    path = tmp_path_factory.mktemp("base")
+    tiny_llama(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def hn_dir(base_dir, tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    from zett.models import ZettHypernet
+
+    path = tmp_path_factory.mktemp("hn")
+    ZettHypernet.from_base_model(AutoModelForCausalLM.from_pretrained(base_dir)).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def previous(base_dir, tmp_path_factory):
+    """A finished zett-transfer output (target sp-botchan-bpe-1k), to check it is never touched."""
+    from hydra import compose, initialize_config_dir
+
+    from zett.cli.transfer import CONFIG_DIR, transfer_from_config
+
+    out = tmp_path_factory.mktemp("prev") / "model"
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("transfer", [f"base_model.path={base_dir}", "target_tokenizer=sp-botchan-bpe-1k",
+                                   f"output_dir={out}", "progress=false"])
+    return transfer_from_config(cfg)
+
+
+@pytest.fixture
+def work(tmp_path, previous, monkeypatch):
+    """A working directory holding a copy of a previous transfer as ``existing/``; cwd for the call."""
+    shutil.copytree(previous, tmp_path / "existing")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("files")
+    (d / "latin1.txt").write_bytes("Un café très ancien, naïve façade.\n".encode("latin-1"))
+    (d / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (d / "ok.txt").write_text("A small local text file.\n" * 50, encoding="utf-8")
+    (d / "other.txt").write_text("Some other text for FOCUS training.\n" * 50, encoding="utf-8")
+    (d / "a_file").write_text("not a directory")
+    (d / "broken.jsonl").write_text('{"text": "fine"}\n{"text": unquoted}\n')
+    (d / "notext.jsonl").write_text('{"body": "no text field"}\n')
+    bad_hn = d / "hn-no-weights"
+    bad_hn.mkdir()
+    (bad_hn / "config.json").write_text("{}")
+    return d
+
+
+def override(defaults: list[str], args: list[str]) -> list[str]:
+    """``defaults`` without the keys ``args`` set (a group choice drops its keys' defaults too) + ``args``."""
+    keys = {a.split("=")[0] for a in args}
+    return [d for d in defaults if not any(d.split("=")[0] == k or d.startswith(k + ".") for k in keys)] + args
+
+
+def check_refused(code: int, err: str, setting: str, work: Path, before: dict) -> None:
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert setting in last, last
+    assert tree(work) == before
+
+
+# ------------------------------------------------------------------------------------------------ zett-transfer
+
+TRANSFER_CASES = {
+    "unknown-method": (["method=magic"], "method"),
+    "chunk-size-negative": (["chunk_size=-1"], "chunk_size"),
+    "chunk-size-zero": (["chunk_size=0"], "chunk_size"),
+    "max-pieces-zero": (["max_pieces=0"], "max_pieces"),
+    "max-pieces-text": (["max_pieces=seven"], "max_pieces"),
+    "dtype": (["dtype=fp8"], "dtype"),
+    "unknown-target": (["target_tokenizer=no-such-tokenizer"], "target_tokenizer"),
+    "target-is-a-corpus-file": (["target_tokenizer={files}/ok.txt"], "target_tokenizer"),
+    "missing-target": (["target_tokenizer=???"], "target_tokenizer"),
+    "hypernet-without-path": (["method=hypernet"], "hypernet_path"),
+    "hypernet-path-missing": (["method=hypernet", "hypernet_path=/nonexistent/hn"], "hypernet_path"),
+    "hypernet-no-weights": (["method=hypernet", "hypernet_path={files}/hn-no-weights"], "hypernet_path"),
+    "base-is-a-tokenizer": (["base_model.path=null", "base_model.name=gpt2"], "base_model.name"),
+    "base-path-missing": (["base_model.path=/nowhere"], "base_model.path"),
+    "base-not-shipped": (["base_model=xlm-r"], "base_model.path"),
+    "base-path-not-a-model": (["base_model.path={files}"], "base_model.path"),
+    "focus-latin1": (["method=focus", "focus.corpus={files}/latin1.txt"], "focus.corpus"),
+    "focus-binary": (["method=focus", "focus.corpus={files}/binary.txt"], "focus.corpus"),
+    "focus-max-bytes": (["method=focus", "focus.max_bytes=-1"], "focus.max_bytes"),
+    "output-is-a-file": (["output_dir={files}/a_file"], "output_dir"),
+    "output-not-empty": (["output_dir=existing"], "overwrite=true"),
+    "overwrite-not-bool": (["overwrite=maybe", "output_dir=existing"], "overwrite"),
+    "finetuned-missing": (["finetuned_model=/nowhere"], "finetuned_model"),
+    "unknown-key": (["no_such_key=1"], "no_such_key"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRANSFER_CASES))
+def test_transfer_refuses(case, work, base_dir, files, monkeypatch, capsys):
+    args, setting = TRANSFER_CASES[case]
+    args = [a.format(files=files) for a in args]
+    defaults = [f"base_model.path={base_dir}", "target_tokenizer=sp-botchan-unigram-1k", "output_dir=new",
+                "progress=false"]
+    argv = override(defaults, args)
+    before = tree(work)
+    code, err = call("zett.cli.transfer", "zett-transfer", argv, monkeypatch, capsys)
+    if case == "unknown-key":  # Hydra's message names the key, ours the fix
+        assert code == 2 and setting in err and tree(work) == before
+        return
+    check_refused(code, err, setting, work, before)
+
+
+def test_transfer_checks_output_before_loading_the_base(work, files, monkeypatch, capsys):
+    """A broken base model directory is never reached when output_dir is refused."""
+    broken = work.parent / "broken-base"
+    broken.mkdir(exist_ok=True)
+    (broken / "config.json").write_text("{not json")
+    before = tree(work)
+    code, err = call("zett.cli.transfer", "zett-transfer",
+                     [f"base_model.path={broken}", "target_tokenizer=gpt2", "output_dir=existing"],
+                     monkeypatch, capsys)
+    check_refused(code, err, "output_dir", work, before)
+
+
+def test_transfer_hypernet_for_another_base_names_both(work, hn_dir, base_dir, monkeypatch, capsys):
+    before = tree(work)
+    code, err = call("zett.cli.transfer", "zett-transfer",
+                     ["base_model=tiny-random", "base_model.tiny.hidden_size=16", "target_tokenizer=gpt2",
+                      "method=hypernet", f"hypernet_path={hn_dir}", "output_dir=new", "progress=false"],
+                     monkeypatch, capsys)
+    check_refused(code, err, "hypernetwork was built for", work, before)
+    assert f"built for {base_dir} (llama, hidden 32" in err and "base model given is tiny-random (llama, hidden 16" in err
+
+
+def test_transfer_nan_hypernet_saves_nothing(work, hn_dir, monkeypatch, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    bad = work.parent / "nan-hn"
+    shutil.copytree(hn_dir, bad)
+    state = load_file(bad / "model.safetensors")
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1 and "scaler" not in k)
+    state[key] = state[key].clone()
+    state[key].view(-1)[0] = float("nan")
+    save_file(state, bad / "model.safetensors")
+    base_dir = Path(json.loads((hn_dir / "config.json").read_text()).get("base_model_name", ""))
+    assert base_dir.exists()
+    before = tree(work)
+    code, err = call("zett.cli.transfer", "zett-transfer",
+                     [f"base_model.path={base_dir}", "target_tokenizer=gpt2", "method=hypernet",
+                      f"hypernet_path={bad}", "output_dir=new", "progress=false"], monkeypatch, capsys)
+    check_refused(code, err, "non-finite", work, before)
+    assert "method=hypernet" in err and "target_tokenizer=gpt2" in err
+    assert torch.isnan(state[key]).any()
+
+
+# ------------------------------------------------------------------------------------------------ zett-eval
+
+EVAL_CASES = {
+    "max-bytes-negative": (["max_bytes=-5"], "max_bytes"),
+    "max-bytes-zero": (["max_bytes=0"], "max_bytes"),
+    "languages-monolingual": (["languages=[en]", "corpora=[botchan]"], "languages"),
+    "base-is-a-tokenizer": (["base_model.name=gpt2"], "base_model.name"),
+    "corpus-latin1": (["corpora=[{files}/latin1.txt]"], "corpora"),
+    "corpus-binary": (["corpora=[{files}/binary.txt]"], "corpora"),
+    "focus-on-scored-text": (["methods=[focus]", "corpora=[{files}/ok.txt]"], "focus.corpora"),
+    "focus-same-file": (["methods=[focus]", "corpora=[{files}/ok.txt]", "focus.corpora=[{files}/ok.txt]"],
+                        "focus.corpora"),
+    "unknown-method": (["methods=[magic]"], "methods"),
+    "no-methods": (["methods=[]"], "methods"),
+    "batch-size": (["batch_size=0"], "batch_size"),
+    "max-length": (["max_length=-1"], "max_length"),
+    "stride-too-long": (["max_length=64", "stride=128"], "stride"),
+    "unknown-target": (["targets=[no-such-tokenizer]"], "targets"),
+    "unknown-corpus": (["corpora=[no-such-corpus]"], "corpora"),
+    "corpus-is-a-tokenizer": (["corpora=[gpt2]"], "corpora"),
+    "hypernet-path-missing": (["methods=[hypernet]", "hypernet_path=/nonexistent/hn"], "hypernet_path"),
+    "doc-bytes": (["doc_bytes=0"], "doc_bytes"),
+    "jsonl-not-json": (["corpora=[{files}/broken.jsonl]"], "line 2"),
+    "jsonl-no-text": (["corpora=[{files}/notext.jsonl]"], "'text'"),
+    "unknown-group-option": (["base_model=no-such-preset"], "base_model"),
+    "output-not-empty": (["output_dir=existing"], "overwrite=true"),
+    "output-unset": (["output_dir=null"], "output_dir"),
+    "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVAL_CASES))
+def test_eval_refuses(case, work, files, monkeypatch, capsys):
+    args, setting = EVAL_CASES[case]
+    args = [a.format(files=files) for a in args]
+    defaults = ["base_model=tiny-random", "targets=[gpt2]", "max_bytes=2000", "output_dir=new",
+                "progress=false", "device=cpu", "plot=false"]
+    argv = override(defaults, args)
+    before = tree(work)
+    code, err = call("zett.cli.eval", "zett-eval", argv, monkeypatch, capsys)
+    if case == "unknown-group-option":
+        assert code == 2 and "no-such-preset" in err and tree(work) == before
+        return
+    check_refused(code, err, setting, work, before)
+
+
+def test_eval_refuses_a_non_finite_score(work, base_dir, monkeypatch, capsys):
+    from safetensors.torch import load_file, save_file
+
+    nan_base = work.parent / "nan-base"
+    shutil.copytree(base_dir, nan_base)
+    state = load_file(nan_base / "model.safetensors")
+    key = next(k for k in state if "norm" in k)
+    state[key] = state[key].clone().fill_(float("nan"))
+    save_file(state, nan_base / "model.safetensors", metadata={"format": "pt"})
+    before = tree(work)
+    code, err = call("zett.cli.eval", "zett-eval",
+                     ["base_model=tiny-random", f"base_model.path={nan_base}", "base_model.name=local",
+                      "methods=[original]", "corpora=[botchan]", "max_bytes=1000", "output_dir=new",
+                      "progress=false", "device=cpu", "plot=false"], monkeypatch, capsys)
+    check_refused(code, err, "corpus=botchan", work, before)
+    assert "method=original" in err and "bits_per_byte" in err
+
+
+def test_results_json_is_strict():
+    from zett.eval.report import write_results
+
+    with pytest.raises(ValueError, match="Out of range float"):
+        write_results([{"method": "fvt", "tokenizer": "t", "corpus": "c", "bits_per_byte": float("nan")}],
+                      "/tmp/zett-never-written", plot_png=False)
+
+
+# ------------------------------------------------------------------------------------------------ zett-train
+
+TRAIN_CASES = {
+    "batch-size-zero": (["data.batch_size=0"], "data.batch_size"),
+    "max-pieces-zero": (["hypernet.max_pieces=0"], "hypernet.max_pieces"),
+    "max-steps-zero": (["trainer.max_steps=0"], "trainer.max_steps"),
+    "ckpt-missing": (["ckpt_path=/nowhere/last.ckpt"], "ckpt_path"),
+    "base-is-a-tokenizer": (["base_model.name=gpt2"], "base_model.name"),
+    "mlm-on-causal": (["loss=mlm"], "loss.objective"),
+    "mlm-probability": (["data.mlm_probability=1.5"], "data.mlm_probability"),
+    "init-hypernet-missing": (["init_hypernet=/nowhere"], "init_hypernet"),
+    "negative-loss-weight": (["loss.terms.clm.weight=-1"], "loss.terms.clm.weight"),
+    "unknown-option": (["loss=no-such-loss"], "loss"),
+    "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
+    "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
+    "previous-run": ([], "overwrite=true"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRAIN_CASES))
+def test_train_refuses(case, work, files, monkeypatch, capsys):
+    args, setting = TRAIN_CASES[case]
+    args = [a.format(files=files) for a in args]
+    run = work / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")
+    (run / "summary.json").write_text('{"global_step": 7}')
+    if case != "previous-run":
+        run = work / "fresh"
+    argv = ["experiment=debug", f"hydra.run.dir={run}", *args]
+    before = {k: v for k, v in tree(work).items() if ".hydra" not in k and not k.endswith(".log")}
+    code, err = call("zett.cli.train", "zett-train", argv, monkeypatch, capsys)
+    # Hydra itself writes .hydra/ and the job log into the run dir before zett runs: everything else is unchanged
+    after = {k: v for k, v in tree(work).items() if ".hydra" not in k and not k.endswith(".log")}
+    after = {k: v for k, v in after.items() if not (k == "fresh")}
+    before = {k: v for k, v in before.items() if not (k == "fresh")}
+    if case == "unknown-option":
+        assert code == 2 and "no-such-loss" in err and after == before
+        return
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and setting in err.strip().splitlines()[-1]
+    assert after == before
+    assert not (work / "fresh" / "checkpoints").exists()
+
+
+# ------------------------------------------------------------------------------------------------ zett-assets
+
+def test_assets_unknown_name(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path / "home"))
+    code, err = call("zett.assets.cli", "zett-assets", ["fetch", "no-such-asset"], monkeypatch, capsys)
+    assert code == 2 and "no-such-asset" in err and "Traceback" not in err
+    assert not (tmp_path / "home" / "downloads").exists()
+
+
+def test_assets_zett_home_is_a_file(monkeypatch, capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path / "f"))
+    code, err = call("zett.assets.cli", "zett-assets", ["path", "gpt2"], monkeypatch, capsys)
+    assert code == 2 and "ZETT_HOME" in err and (tmp_path / "f").read_text() == "x"
+
+
+def test_assets_zett_home_cannot_be_created(monkeypatch, capsys):
+    monkeypatch.setenv("ZETT_HOME", "/proc/zett-cannot-exist")
+    code, err = call("zett.assets.cli", "zett-assets", ["path", "gpt2"], monkeypatch, capsys)
+    assert code == 2 and "ZETT_HOME=/proc/zett-cannot-exist" in err
+
+
+def test_assets_verify_needs_names(monkeypatch, capsys):
+    code, err = call("zett.assets.cli", "zett-assets", ["verify"], monkeypatch, capsys)
+    assert code == 2 and "--all" in err
+
+
+# ------------------------------------------------------------------------------------------------ the contract
+
+def test_console_scripts_one_line_no_traceback_and_debug_shows_it(tmp_path):
+    run = script("zett-eval", ["base_model=tiny-random", "max_bytes=-5", f"output_dir={tmp_path / 'o'}"], tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines() == [
+        "zett-eval: error: max_bytes=-5 is invalid: it must be a positive integer or null (e.g. max_bytes=20000)"]
+    run = script("zett-eval", ["base_model=tiny-random", "max_bytes=-5"], tmp_path, {"ZETT_DEBUG": "1"})
+    assert run.returncode != 0 and "Traceback" in run.stderr and "max_bytes=-5" in run.stderr
+    run = script("zett-train", ["experiment=debug", "data.batch_size=0", f"hydra.run.dir={tmp_path / 'r'}"],
+                 tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("zett-train: error: data.batch_size=0")
+    run = script("zett-assets", ["fetch", "no-such-asset"], tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and "no-such-asset" in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # only Hydra's .hydra/ of the refused run
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".hydra", "train.log"]
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    from zett.cli.errors import user_errors_exit
+
+    @user_errors_exit("zett-x")
+    def buggy():
+        return {}["missing"]
+
+    with pytest.raises(KeyError):
+        buggy()
+
+    @user_errors_exit("zett-x")
+    def mistaken():
+        from zett.cli.errors import UserError
+
+        raise UserError("x=1 is invalid: use x=2")
+
+    with pytest.raises(SystemExit) as e:
+        mistaken()
+    assert e.value.code == 2 and capsys.readouterr().err == "zett-x: error: x=1 is invalid: use x=2\n"
+
+
+# ------------------------------------------------------------------------------------------------ valid configs pass
+
+def _options(group: str) -> list[str]:
+    from zett.training import CONFIG_DIR
+
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["experiment", "base_model", "loss", "data", "hypernet", "tokenizer_sampler",
+                                   "trainer", "callbacks", "debug"])
+def test_every_shipped_train_option_passes_the_checks(group, tmp_path):
+    """The checks refuse mistakes only: every preset the project ships passes them (presets that need a local
+    model get a directory with a config.json; loss=mlm is paired with the masked base it is for)."""
+    from hydra import compose, initialize_config_dir
+
+    from zett.training import CONFIG_DIR
+    from zett.training.rundir import check_train_config
+
+    (tmp_path / "config.json").write_text("{}")
+    for option in _options(group):
+        extra = []
+        if group == "loss" and option == "mlm":
+            extra = ["base_model=xlm-r"]
+        if group == "base_model" and option == "xlm-r":
+            extra = ["loss=mlm"]
+        if group == "data" and option == "local":
+            (tmp_path / "c.txt").write_text("some text\n")
+            extra = [f"data.sources.0.path={tmp_path / 'c.txt'}"]
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            cfg = compose("train", overrides=[f"{group}={option}", *extra])
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_missing(cfg.base_model, "path"):
+            cfg.base_model.path = str(tmp_path)
+        check_train_config(cfg)

@@ -1,0 +1,113 @@
+"""One error contract for every console script (``zett-assets``, ``zett-train``, ``zett-transfer``, ``zett-eval``).
+
+A user mistake (a bad setting, a missing file, an unknown asset) prints one line ``<prog>: error: <message>`` that
+names the setting and the fix, and exits with status 2, without a traceback unless ``ZETT_DEBUG=1``. Anything else
+is a bug: it propagates and shows its traceback.
+
+User mistakes are recognised by type: :class:`UserError` (raise it, or a subclass, for a new check) and the
+existing error classes of zett's modules, listed in :func:`user_error_types`. Errors wrapped by Hydra's
+``instantiate`` or re-raised with ``from`` count when their cause is one.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(ValueError):
+    """A setting or input the user controls is wrong; the message names it and says how to fix it."""
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """An input path the user gave does not exist."""
+
+
+def debug() -> bool:
+    return os.environ.get("ZETT_DEBUG", "") not in ("", "0", "false", "no")
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Every exception class that means "the user asked for something that cannot work"."""
+    from zett.assets.store import AssetError
+    from zett.eval.runner import EvalConfigError
+    from zett.eval.texts import EvalDataError
+    from zett.hypernets import ShippedHypernetError
+    from zett.models import HypernetFormatError, HypernetMismatchError, UnsupportedModelError
+    from zett.tokenizers import TokenizerLoadError
+    from zett.training.base import BaseModelError
+    from zett.training.data import DataConfigError
+    from zett.transfer import TransferError
+
+    return (UserError, AssetError, EvalConfigError, EvalDataError, HypernetFormatError, HypernetMismatchError, UnsupportedModelError,
+            TokenizerLoadError, BaseModelError, DataConfigError, TransferError, ShippedHypernetError,
+            FileNotFoundError, NotADirectoryError)
+
+
+def as_user_error(exc: BaseException) -> BaseException | None:
+    """``exc`` or the first exception in its ``__cause__`` chain that is a user error; None for a bug."""
+    types = user_error_types()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, types):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def report(prog: str, exc: BaseException) -> None:
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+
+
+def user_errors_exit(prog: str) -> Callable:
+    """Decorator for a console script's task function: user errors print one line and exit 2; bugs propagate.
+
+    Put it *inside* ``@hydra.main`` so Hydra never sees (and never prints a traceback for) a user error. The
+    returned function's ``entered`` attribute says whether it ran (see :func:`hydra_entry`)."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            run.entered = True
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - classified below; bugs are re-raised unchanged
+                user = as_user_error(e)
+                if user is None or debug():
+                    raise
+                report(prog, user)
+                sys.exit(EXIT_USER_ERROR)
+
+        run.entered = False
+        return run
+
+    return wrap
+
+
+def hydra_entry(prog: str, hydra_main: Callable, task: Callable) -> Callable[[], None]:
+    """The console-script ``main`` around ``hydra_main`` (a ``@hydra.main`` over ``task``, which is wrapped by
+    :func:`user_errors_exit`).
+
+    Hydra exits with status 1 after printing its own short error when the command line does not compose (an
+    unknown key or config option, a malformed override): a user mistake too, so it exits 2. A task that ran and
+    failed with a bug also leaves through Hydra with status 1 after its traceback, and keeps status 1."""
+
+    def main() -> None:
+        if debug():
+            os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+        task.entered = False
+        try:
+            hydra_main()
+        except SystemExit as e:
+            if e.code == 1 and not getattr(task, "entered", True):
+                print(f"{prog}: error: the command line is not a valid configuration (Hydra's message above names "
+                      "the key or option); check the spelling of each key=value and group=option", file=sys.stderr)
+                sys.exit(EXIT_USER_ERROR)
+            raise
+
+    return main

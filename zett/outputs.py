@@ -1,0 +1,147 @@
+"""Output directories written whole or not at all, never merged with what was there.
+
+``check_output_dir(path, overwrite)`` refuses a non-empty directory unless ``overwrite`` (call it before any slow
+work). ``atomic_dir(path, overwrite)`` yields a temporary sibling ``.<name>.tmp-<pid>-<random>``; on success it
+is renamed into place (an existing directory is moved aside first and deleted after), on failure it is deleted.
+A process killed with SIGKILL leaves only the hidden sibling, which the next ``atomic_dir`` next to it removes
+(its pid is dead). Files get the user's umask: safetensors and transformers write through private temporary files
+(mode 0600), which is fixed after writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from zett.cli.errors import UserError
+
+
+class OutputError(UserError):
+    """An output location that cannot be written as asked; the message names the setting and the fix."""
+
+
+def umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(root: Path) -> None:
+    """Give ``root`` and everything under it the modes a plain ``open``/``mkdir`` would have given."""
+    mask = umask()
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            if not os.path.islink(p):
+                os.chmod(p, 0o666 & ~mask)
+
+
+def is_nonempty_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_output_dir(path, overwrite: bool = False, setting: str = "output_dir") -> Path:
+    """The resolved output directory, after checking it can be written as asked (nothing is created)."""
+    out = Path(str(path)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{setting}={path} is an existing file, not a directory; choose another {setting}")
+    if is_nonempty_dir(out) and not overwrite:
+        raise OutputError(f"{setting}={path} already exists and is not empty; choose a new {setting} or pass "
+                          "overwrite=true to replace it whole")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{setting}={path}: cannot create it, {parent} is not writable; choose a writable "
+                          f"{setting}")
+    if out.exists() and not os.access(out.absolute().parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{setting}={path}: its parent directory is not writable, so it cannot be replaced; "
+                          f"choose a writable {setting}")
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_siblings(final: Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>-*`` / ``.<name>.old-<pid>-*`` siblings left by killed processes."""
+    removed = []
+    for p in final.parent.glob(f".{final.name}.*-*-*"):
+        kind, _, rest = p.name[len(final.name) + 2:].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("tmp", "old") and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+@contextlib.contextmanager
+def atomic_dir(path, overwrite: bool = False, setting: str = "output_dir") -> Iterator[Path]:
+    """Write a directory whole: yields a temporary sibling to fill; see the module docstring."""
+    final = check_output_dir(path, overwrite, setting).absolute()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
+    try:
+        yield tmp
+        apply_umask(tmp)
+        old = None
+        if final.exists():
+            if is_nonempty_dir(final) and not overwrite:  # appeared while we were writing
+                raise OutputError(f"{setting}={path} was created by someone else while this run wrote it; the "
+                                  f"result is left in {tmp}")
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+            if _exchange(tmp, final):  # one atomic swap: the final name never goes missing
+                os.replace(tmp, old / "previous")
+            else:
+                os.replace(final, old / "previous")
+                os.replace(tmp, final)
+        else:
+            os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write one file whole (temporary sibling + rename), with the user's umask."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,118 @@
+"""The run directory of ``zett-train``: refused when it holds a previous run, checked settings, summary writes.
+
+A run directory holds a previous run when any of :data:`RUN_ARTEFACTS` is there (Hydra's own ``.hydra/`` and job
+log are not a run). It is then refused unless ``ckpt_path`` resumes it, Lightning will resume it from an HPC
+checkpoint (a SLURM requeue: ``hpc_ckpt_*.ckpt``), or ``overwrite=true``, which deletes the previous run's
+artefacts first. Processes that Lightning's DDP launcher or SLURM start for ranks other than 0 skip the check:
+rank 0 made it, and may already have written into the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from zett.cli.errors import MissingInputError, UserError
+
+RUN_ARTEFACTS = ("checkpoints", "hypernet", "summary.json", "logs", "ranks")
+_RANK_VARS = ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK")
+
+
+def launched_rank() -> bool:
+    """True in a process started for a rank other than 0 (by Lightning's launcher, torchrun or SLURM)."""
+    return any(os.environ.get(k, "0") not in ("", "0") for k in _RANK_VARS)
+
+
+def previous_run(run_dir: Path) -> list[str]:
+    return sorted(p for p in RUN_ARTEFACTS if (run_dir / p).exists())
+
+
+def prepare_run_dir(cfg, run_dir: Path) -> None:
+    """Refuse or clear a run directory holding a previous run (see the module docstring)."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt and not Path(str(ckpt)).expanduser().is_file():
+        raise MissingInputError(f"ckpt_path={ckpt} does not exist; give a checkpoint of this run "
+                        "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise UserError(f"overwrite={overwrite!r} is invalid: use overwrite=true or overwrite=false")
+    if launched_rank():
+        return
+    found = previous_run(run_dir)
+    if not found or ckpt or any(run_dir.glob("hpc_ckpt_*.ckpt")):
+        return
+    if not overwrite:
+        raise UserError(f"run directory {run_dir} already holds a run ({', '.join(found)}); resume it with "
+                        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, choose a new hydra.run.dir / run_dir, "
+                        "or pass overwrite=true to delete that run first")
+    for name in found:
+        p = run_dir / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def write_summary(run_dir: Path, summary: dict) -> Path:
+    """``summary.json`` written whole (temporary file + rename), so a kill never leaves half of it."""
+    from zett.outputs import write_text_atomic
+
+    return write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+
+
+def check_train_config(cfg) -> None:
+    """Ranges, enums and combinations of ``configs/train.yaml`` checked before any model is loaded."""
+    from omegaconf import OmegaConf
+
+    from zett.cli.validate import check_base_model, check_hypernet_dir, positive
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    check_base_model(c.get("base_model"))
+    data = c.get("data") or {}
+    for key in ("batch_size", "span_chars", "block_size"):
+        positive(data, key, "data.")
+    positive(data, "n_vocab_subsample", "data.", allow_none=True)
+    mlm_p = data.get("mlm_probability")
+    if mlm_p is not None and not (isinstance(mlm_p, int | float) and 0 < mlm_p < 1):
+        raise UserError(f"data.mlm_probability={mlm_p!r} is invalid: it must be in (0, 1), e.g. 0.15")
+    for i, source in enumerate(data.get("sources") or []):
+        if isinstance(source, dict) and source.get("path") and source["path"] != "???":
+            from zett.cli.validate import check_text_head
+            from zett.training.data import _files
+
+            for f in _files(str(source["path"]))[:100]:
+                if Path(f).suffix in (".txt", ".jsonl", ".json"):
+                    check_text_head(Path(f), f"data.sources.{i}.path")
+    val = data.get("validation") or {}
+    for key in ("n_sequences", "span_chars", "batch_size"):
+        if key in val:
+            positive(val, key, "data.validation.")
+    hn = c.get("hypernet") or {}
+    positive(hn, "max_pieces", "hypernet.", allow_none=True, example=7)
+    positive(hn, "num_layers", "hypernet.", allow_none=True)
+    sampler = c.get("tokenizer_sampler") or {}
+    positive(sampler, "vocab_size", "tokenizer_sampler.", allow_none=True)
+    trainer = c.get("trainer") or {}
+    positive(trainer, "max_steps", "trainer.")
+    loss = c.get("loss") or {}
+    objective = loss.get("objective")
+    if objective not in ("clm", "mlm"):
+        raise UserError(f"loss.objective={objective!r} is invalid: use clm or mlm")
+    kind = (c.get("base_model") or {}).get("kind", "causal") if isinstance(c.get("base_model"), dict) else "causal"
+    if (objective == "mlm") != (kind == "masked"):
+        raise UserError(f"loss.objective={objective} does not fit base_model.kind={kind}: use loss=mlm for masked "
+                        "base models and a clm loss (e.g. loss=clm_lexical) for causal ones")
+    for name, term in (loss.get("terms") or {}).items():
+        if term is None:
+            continue
+        w = term.get("weight", 1.0)
+        if not isinstance(w, int | float) or w < 0:
+            raise UserError(f"loss.terms.{name}.weight={w!r} is invalid: it must be a number >= 0")
+        target = str(term.get("_target_", ""))
+        if objective == "mlm" and target.startswith("zett.training.distill"):
+            raise UserError(f"loss.terms.{name} is a distillation term, which needs a causal base "
+                            "(loss.objective=clm); drop it for loss.objective=mlm")
+    if c.get("init_hypernet"):
+        try:
+            check_hypernet_dir(c["init_hypernet"])
+        except UserError as e:
+            raise UserError(str(e).replace("hypernet_path=", "init_hypernet=")) from e
