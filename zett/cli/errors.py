@@ -43,9 +43,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from zett.training.data import DataConfigError
     from zett.transfer import TransferError
 
-    return (UserError, AssetError, EvalConfigError, EvalDataError, HypernetFormatError, HypernetMismatchError, UnsupportedModelError,
-            TokenizerLoadError, BaseModelError, DataConfigError, TransferError, ShippedHypernetError,
-            FileNotFoundError, NotADirectoryError)
+    return (UserError, AssetError, EvalConfigError, EvalDataError, HypernetFormatError, HypernetMismatchError,
+            UnsupportedModelError, TokenizerLoadError, BaseModelError, DataConfigError, TransferError,
+            ShippedHypernetError, FileNotFoundError, NotADirectoryError)
 
 
 def as_user_error(exc: BaseException) -> BaseException | None:
