@@ -48,7 +48,7 @@ def test_registry_entry_is_well_formed(asset: Asset):
     if asset.main:
         assert asset.main in asset.members.values()
     if asset.build:
-        assert asset.build.partition(":")[0] in {"gguf_to_hf", "gemma_assemble", "stdlib", "debian_mo"}
+        assert asset.build.partition(":")[0] in {"gguf_to_hf", "gemma_assemble", "stdlib", "debian_mo", "keep_task_json"}
 
 
 def test_same_package_file_has_one_checksum():

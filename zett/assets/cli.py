@@ -14,11 +14,11 @@ def _list() -> int:
     from rich.table import Table
 
     table = Table(title="zett offline assets")
-    for col in ("name", "kind", "cached", "source", "licence"):
+    for col in ("name", "kind", "cached", "large", "source", "licence"):
         table.add_column(col, overflow="fold")
     for a in REGISTRY.values():
         source = ", ".join(f"{p.name}=={p.version}" for p in a.packages[:1]) or ", ".join(a.debian) or "Python stdlib"
-        table.add_row(a.name, a.kind, "yes" if is_cached(a.name) else "-", source, a.licence)
+        table.add_row(a.name, a.kind, "yes" if is_cached(a.name) else "-", "yes" if a.large else "-", source, a.licence)
     Console().print(table)
     return 0
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("fetch", help="download, verify and unpack assets")
     f.add_argument("names", nargs="*")
     f.add_argument("--all", action="store_true", help="every asset (licence-gated ones need --accept-licence)")
+    f.add_argument("--include-large", action="store_true", help="with --all, fetch large assets too (e.g. bigbench)")
     f.add_argument("--force", action="store_true", help="fetch again even when the cache is intact")
     f.add_argument("--accept-licence", action="store_true", help="accept the licence terms of gated assets")
     p = sub.add_parser("path", help="print an asset's local directory, fetching it first if needed")
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         for n in targets:
             get(n)  # fail on unknown names before downloading anything
         for n in targets:
+            if args.all and get(n).large and not args.include_large:
+                print(f"skipping {n}: large asset (--include-large)", file=sys.stderr)
+                continue
             if args.all and get(n).licence_terms and not args.accept_licence:
                 print(f"skipping {n}: licence terms not accepted (--accept-licence)", file=sys.stderr)
                 continue
