@@ -27,7 +27,7 @@ def _list(value, name: str) -> list:
 def evaluate(cfg: DictConfig) -> list[dict]:
     """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records."""
     from zett.eval.report import add_deltas, report_markdown, write_results
-    from zett.eval.runner import FocusSettings, ScoreSettings, label, run_evaluation
+    from zett.eval.runner import FocusSettings, ScoreSettings, TaskSettings, label, run_evaluation
     from zett.training.base import load_base
 
     c = OmegaConf.to_container(cfg, resolve=True)
@@ -53,6 +53,8 @@ def evaluate(cfg: DictConfig) -> list[dict]:
                             batch_size=c.get("batch_size", 8), prefix=c.get("prefix", "bos")),
         device=c.get("device", "auto"), seed=c.get("seed", 0),
         progress=c.get("progress", True),
+        tasks=TaskSettings(tasks=[str(t) for t in _list(c.get("tasks"), "tasks")], limit=c.get("task_limit"),
+                           root=c.get("task_root"), batch_size=c.get("batch_size", 8)),
     )
     add_deltas(records)
     paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))

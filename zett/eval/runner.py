@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,40 @@ def score_record(model, tokenizer, texts: list[str], settings: ScoreSettings, pr
             "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
 
 
+@dataclass
+class TaskSettings:
+    """Zero-shot multiple-choice tasks scored through lm-eval (``zett.eval.harness``)."""
+
+    tasks: list[str] = field(default_factory=list)  # BIG-bench task names (task or task/subtask)
+    limit: int | None = None  # first examples of each task
+    root: str | None = None  # a local folder of BIG-bench task folders; None = the bigbench asset
+    batch_size: int = 8
+
+
+def task_records(model, tok, task_dir, names: dict[str, str], settings: TaskSettings, device) -> list[dict]:
+    """One record per task (acc, acc_norm, stderr, continuous scores; per-example scores under ``_examples``) and
+    one ``task="mean"`` record averaging the tasks."""
+    from zett.eval.harness import score_tasks
+
+    t0 = time.perf_counter()
+    scored = score_tasks(model, tok, task_dir, names, limit=settings.limit, batch_size=settings.batch_size,
+                         device=str(device))
+    seconds = round(time.perf_counter() - t0, 3)
+    out = []
+    for bb, (summary, examples) in scored.items():
+        out.append({"task": bb, **summary, "seconds": seconds / max(len(scored), 1),
+                    "_examples": [(e.acc, e.acc_norm, e.answer_bits, e.answer_bytes, e.margin) for e in examples]})
+    if out:
+        n = len(out)
+        mean = {"task": "mean", "n_examples": sum(r["n_examples"] for r in out), "seconds": seconds}
+        for k in ("acc", "acc_norm", "answer_bits_per_byte", "margin_nats", "chance"):
+            mean[k] = sum(r[k] for r in out) / n
+        for k in ("acc_stderr", "acc_norm_stderr", "margin_stderr"):
+            mean[k] = math.sqrt(sum(r[k] ** 2 for r in out)) / n  # tasks are independent samples
+        out.append(mean)
+    return out
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,13 +157,15 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                    languages: list[str] | None = None, max_bytes: int | None = 20_000, split: str = "test",
                    doc_bytes: int = 4096, parallel: bool = True, hypernet=None, hypernet_overrides: dict | None = None,
                    focus: FocusSettings | None = None, score: ScoreSettings | None = None, device: str = "auto",
-                   dtype: str = "float32", seed: int = 0, progress: bool = True) -> list[dict]:
+                   dtype: str = "float32", seed: int = 0, progress: bool = True,
+                   tasks: TaskSettings | None = None) -> list[dict]:
     """All measurements as a list of records (see ``zett.eval.report`` for the files written from them).
 
     base_model / targets / base_tokenizer: asset names, local paths or loaded objects (a loaded base model is
     moved to ``device``, never modified otherwise). base_label: the base's name in the records. hypernet: a directory
     written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, or ``"untrained"`` (a fresh residual
-    hypernetwork, which reproduces FVT; for smoke tests).
+    hypernetwork, which reproduces FVT; for smoke tests). tasks: BIG-bench multiple-choice tasks scored through
+    lm-eval for every (method, target) model (records with a ``task`` field instead of ``corpus``).
     """
     from tqdm.auto import tqdm
 
@@ -158,6 +196,20 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                                      else base_tokenizer)
     log.info("loaded base model %s in %.1fs", base_label, time.perf_counter() - t0)
     sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel)
+    tasks = tasks or TaskSettings()
+    if not sets and not tasks.tasks:
+        raise EvalConfigError("nothing to evaluate: set corpora=[botchan,...] and/or tasks=[social_iqa,...]")
+    task_tmp = tempfile.TemporaryDirectory(prefix="zett-tasks-") if tasks.tasks else None
+    task_names = {}
+    if task_tmp is not None:
+        from zett.eval.bigbench import BigBenchError
+        from zett.eval.harness import write_task_dir
+
+        try:
+            task_names = write_task_dir(tasks.tasks, task_tmp.name, tasks.root, tasks.limit)
+        except BigBenchError as e:
+            task_tmp.cleanup()
+            raise EvalConfigError(f"tasks: {e}") from e
 
     hn = None
     if "hypernet" in methods:
@@ -205,11 +257,19 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
             records.append(rec)
             log.info("%s / %s / %s%s: %.4f bits/byte, %.2f bytes/token", name, method, corpus,
                      f":{lang}" if lang else "", rec["bits_per_byte"], rec["bytes_per_token"])
+        if task_names:
+            for rec in task_records(model, tok, task_tmp.name, task_names, tasks, dev):
+                records.append({"method": method, "tokenizer": name, "vocab_size": len(tok),
+                                "base_model": base_label, "transfer_seconds": transfer_s, **rec})
+                log.info("%s / %s / %s: acc %.3f, acc_norm %.3f", name, method, rec["task"], rec["acc"],
+                         rec["acc_norm"])
         if model is not base:
             del model
             gc.collect()
+    if task_tmp is not None:
+        task_tmp.cleanup()
     return records
 
 
-__all__ = ["METHODS", "EvalConfigError", "FocusSettings", "ScoreSettings", "focus_texts", "label",
-           "run_evaluation", "score_record", "text_sets"]
+__all__ = ["METHODS", "EvalConfigError", "FocusSettings", "ScoreSettings", "TaskSettings", "focus_texts", "label",
+           "run_evaluation", "score_record", "task_records", "text_sets"]
