@@ -25,8 +25,9 @@ def _list(value, name: str) -> list:
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
-    """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records."""
-    from zett.eval.report import add_deltas, report_markdown, write_results
+    """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records
+    as saved in results.json."""
+    from zett.eval.report import add_deltas, public, report_markdown, write_results
     from zett.eval.runner import FocusSettings, ScoreSettings, TaskSettings, label, run_evaluation
     from zett.training.base import load_base
 
@@ -60,7 +61,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))
-    return records
+    return [public(r) for r in records]  # without the per-document arrays (they are not saved either)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

@@ -129,6 +129,22 @@ def _interval(ci, digits: int) -> str:
     return f" [{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
 
 
+CLASS_COLUMNS = ("bpb_letters", "bpb_digits", "bpb_whitespace", "bpb_punctuation", "bpb_non_ascii",
+                 "bytes_per_token_digits")
+
+
+def class_table(records: list[dict], digits: int = 3) -> str:
+    """Bits per byte by byte class of the predicted tokens, one row per tokenizer x method x corpus, plus bytes
+    per token of digit-bearing tokens."""
+    head = ["letters", "digits", "whitespace", "punctuation", "non-ASCII", "digit bytes/token"]
+    lines = ["| tokenizer | method | corpus | " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * len(head)]
+    for r in records:
+        cells = ["–" if r.get(c) is None else f"{r[c]:.{digits if c.startswith('bpb') else 2}f}"
+                 for c in CLASS_COLUMNS]
+        lines.append(f"| {r['tokenizer']} | {r['method']} | {column_key(r)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 _TASK_TITLES = {
     "acc": "Accuracy (zero-shot, summed log-likelihood of each choice; ± standard error)",
     "acc_norm": "Normalised accuracy (log-likelihood per character of the choice; ± standard error)",
@@ -145,6 +161,9 @@ def report_markdown(records: list[dict], title: str = "Zero-shot tokenizer trans
         out += (f"\n## Bits per byte (lower is better; in brackets: change against `original`)\n\n"
                  f"{markdown_table(texts, 'bits_per_byte')}\n\n"
                  f"## Bytes per token (higher = shorter sequences)\n\n{markdown_table(texts, 'bytes_per_token', 2)}\n")
+        if any(r.get("bpb_letters") is not None for r in texts):
+            out += ("\n## Bits per byte by byte class (a token's bits shared by the classes of its bytes)\n\n"
+                    f"{class_table(texts)}\n")
     for m in TASK_METRICS if tasks else ():
         out += f"\n## {_TASK_TITLES[m]}; in brackets: change against `original`\n\n{task_table(tasks, m)}\n"
     return out

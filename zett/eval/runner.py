@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from zett.eval.metrics import score_texts
+from zett.eval.metrics import BYTE_CLASSES, score_documents
 from zett.eval.texts import MULTILINGUAL, corpus_label, eval_texts
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,20 @@ def score_record(model, tokenizer, texts: list[str], settings: ScoreSettings, pr
                     label(tokenizer))
         prefix = "none"
     t0 = time.perf_counter()
-    s = score_texts(model, tokenizer, texts, max_length=settings.max_length, stride=settings.stride,
-                    batch_size=settings.batch_size, prefix=prefix, progress=progress)
-    return {"bits_per_byte": s.bits_per_byte, "bytes_per_token": s.bytes_per_token, "n_bytes": s.n_bytes,
-            "n_tokens": s.n_tokens, "n_text_bytes": s.n_text_bytes, "n_text_tokens": s.n_text_tokens,
-            "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
+    s, d = score_documents(model, tokenizer, texts, max_length=settings.max_length, stride=settings.stride,
+                           batch_size=settings.batch_size, prefix=prefix, progress=progress)
+    rec = {"bits_per_byte": s.bits_per_byte, "bytes_per_token": s.bytes_per_token, "n_bytes": s.n_bytes,
+           "n_tokens": s.n_tokens, "n_text_bytes": s.n_text_bytes, "n_text_tokens": s.n_text_tokens,
+           "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
+    # Bits per byte by the class of the predicted tokens' bytes (a token's bits shared by its bytes' classes);
+    # None where the text has no byte of that class.
+    for c in BYTE_CLASSES:
+        rec[f"bits_{c}"] = d.class_bits[c]
+        if c != "special":
+            rec[f"bpb_{c}"] = d.class_bits[c] / d.class_bytes[c] if d.class_bytes[c] else None
+    rec["bytes_per_token_digits"] = d.digit_bytes / d.digit_tokens if d.digit_tokens else None
+    rec["_docs"] = list(zip(d.nll_bits, d.n_bytes, strict=True))  # per document, for paired bootstrap intervals
+    return rec
 
 
 @dataclass
