@@ -56,6 +56,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
         progress=c.get("progress", True),
         tasks=TaskSettings(tasks=[str(t) for t in _list(c.get("tasks"), "tasks")], limit=c.get("task_limit"),
                            root=c.get("task_root"), batch_size=c.get("batch_size", 8)),
+        donor_model=c.get("donor_model"), omp=dict(c.get("omp") or {}),
     )
     add_deltas(records)
     paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))

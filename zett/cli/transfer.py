@@ -100,6 +100,8 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     if method == "focus":
         focus = c.get("focus") or {}
         kwargs = {"texts": _focus_texts(focus), **(focus.get("options") or {})}
+    if method == "omp":
+        kwargs = {"donor_model": c.get("donor_model"), **(c.get("omp") or {})}
     if method == "hypernet" and not c.get("hypernet_path"):
         raise ConfigError("method=hypernet needs hypernet_path=DIR (a directory written by zett-train)")
     model, tok = transfer(

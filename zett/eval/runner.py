@@ -23,7 +23,7 @@ from zett.eval.texts import MULTILINGUAL, corpus_label, eval_texts
 
 log = logging.getLogger(__name__)
 
-METHODS = ("original", "hypernet", "fvt", "lexical", "random", "focus")
+METHODS = ("original", "hypernet", "fvt", "lexical", "random", "focus", "omp")
 
 
 class EvalConfigError(ValueError):
@@ -167,7 +167,7 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                    doc_bytes: int = 4096, parallel: bool = True, hypernet=None, hypernet_overrides: dict | None = None,
                    focus: FocusSettings | None = None, score: ScoreSettings | None = None, device: str = "auto",
                    dtype: str = "float32", seed: int = 0, progress: bool = True,
-                   tasks: TaskSettings | None = None) -> list[dict]:
+                   tasks: TaskSettings | None = None, donor_model=None, omp: dict | None = None) -> list[dict]:
     """All measurements as a list of records (see ``zett.eval.report`` for the files written from them).
 
     base_model / targets / base_tokenizer: asset names, local paths or loaded objects (a loaded base model is
@@ -175,6 +175,7 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
     written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, or ``"untrained"`` (a fresh residual
     hypernetwork, which reproduces FVT; for smoke tests). tasks: BIG-bench multiple-choice tasks scored through
     lm-eval for every (method, target) model (records with a ``task`` field instead of ``corpus``).
+    donor_model / omp: method ``omp``'s donor (a model using the target tokenizer) and options (``k``, ``batch_size``).
     """
     from tqdm.auto import tqdm
 
@@ -194,6 +195,9 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
         raise EvalConfigError("method 'hypernet' needs hypernet_path=DIR (a trained hypernetwork directory, as "
                               "written by zett-train) or hypernet_path=untrained")
 
+    if "omp" in methods and donor_model is None:
+        raise EvalConfigError("method 'omp' needs donor_model=... (a model that already uses the target tokenizer, "
+                              "e.g. donor_model=gemma3-270m for targets=[gemma3-270m])")
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     dev = _resolve_device(device)
     t0 = time.perf_counter()
@@ -251,6 +255,8 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                 kwargs["hypernet"] = hn
             if method == "focus":
                 kwargs.update(texts=aux_texts, **focus.options)
+            if method == "omp":
+                kwargs.update(donor_model=donor_model, **(omp or {}))
             model, tok = transfer(base, target, method=method, base_tokenizer=base_tok, seed=seed,
                                   progress=progress, **kwargs)
             model = model.to(dev).eval()
