@@ -27,6 +27,7 @@ def _list(value, name: str) -> list:
 def evaluate(cfg: DictConfig) -> list[dict]:
     """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records
     as saved in results.json."""
+    from zett.eval.bootstrap import add_intervals
     from zett.eval.report import add_deltas, public, report_markdown, write_results
     from zett.eval.runner import FocusSettings, ScoreSettings, TaskSettings, label, run_evaluation
     from zett.training.base import load_base
@@ -59,6 +60,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
         donor_model=c.get("donor_model"), omp=dict(c.get("omp") or {}),
     )
     add_deltas(records)
+    add_intervals(records, n_boot=int(c.get("bootstrap", 1000) or 0), seed=c.get("seed", 0))
     paths = write_results(records, c["output_dir"], plot_png=c.get("plot", True))
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))

@@ -88,7 +88,9 @@ def markdown_table(records: list[dict], metric: str = "bits_per_byte", digits: i
             v = f"{r[metric]:.{digits}f}"
             d = r.get("delta_bits_per_byte") if metric == "bits_per_byte" else None
             if d is not None and r["method"] != "original":
-                v += f" ({d:+.{digits}f})"
+                v += f" ({d:+.{digits}f}{_interval(r.get('ci_delta_bits_per_byte'), digits)})"
+            if metric == "gap_closed" and r.get("ci_gap_closed"):
+                v += _interval(r["ci_gap_closed"], digits - 1)
             out.append(v)
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(out) + " |")
     return "\n".join(lines)
@@ -158,14 +160,20 @@ def report_markdown(records: list[dict], title: str = "Zero-shot tokenizer trans
     tasks = [r for r in records if is_task(r)]
     out = f"# {title}\n"
     if texts:
-        out += (f"\n## Bits per byte (lower is better; in brackets: change against `original`)\n\n"
+        out += (f"\n## Bits per byte (lower is better; in brackets: change against `original` and its 95% paired "
+                 "bootstrap interval over documents)\n\n"
                  f"{markdown_table(texts, 'bits_per_byte')}\n\n"
                  f"## Bytes per token (higher = shorter sequences)\n\n{markdown_table(texts, 'bytes_per_token', 2)}\n")
+        if any(r.get("gap_closed") is not None for r in texts):
+            out += ("\n## Share of the FVT-to-original bits-per-byte gap closed (1 = as good as `original`; "
+                    "in brackets: 95% paired bootstrap interval over documents)\n\n"
+                    f"{markdown_table([r for r in texts if r.get('gap_closed') is not None], 'gap_closed', 3)}\n")
         if any(r.get("bpb_letters") is not None for r in texts):
             out += ("\n## Bits per byte by byte class (a token's bits shared by the classes of its bytes)\n\n"
                     f"{class_table(texts)}\n")
     for m in TASK_METRICS if tasks else ():
-        out += f"\n## {_TASK_TITLES[m]}; in brackets: change against `original`\n\n{task_table(tasks, m)}\n"
+        out += (f"\n## {_TASK_TITLES[m]}; in brackets: change against `original` and its 95% paired bootstrap "
+                f"interval over examples\n\n{task_table(tasks, m)}\n")
     return out
 
 
