@@ -58,6 +58,13 @@ def _prefix_id(tokenizer, prefix: str) -> int | None:
     return tid
 
 
+def resolve_prefix(tokenizer, prefix: str) -> str:
+    """``prefix="bos"`` on a tokenizer with neither BOS nor EOS falls back to ``"none"`` (no context token)."""
+    if prefix == "bos" and tokenizer.bos_token_id is None and tokenizer.eos_token_id is None:
+        return "none"
+    return prefix
+
+
 def _windows(n: int, max_length: int, stride: int) -> list[tuple[int, int, int]]:
     """(start, end, first_scored) over a sequence of n ids: ids[start:end] is fed, targets from first_scored on."""
     out, scored_until = [], 1  # position 0 is context only
