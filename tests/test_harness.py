@@ -152,3 +152,12 @@ def test_plain_lm_eval_cli_agrees_with_zett_eval_on_a_saved_transfer(saved_dirs,
         assert ex.logliks == pytest.approx(lls, abs=1e-4)
     assert ours[0]["acc"] == pytest.approx(sum(s["acc"] for s in samples) / len(samples))
     assert ours[0]["acc_norm"] == pytest.approx(sum(s["acc_norm"] for s in samples) / len(samples))
+
+
+def test_one_example_has_no_standard_error_rather_than_nan():
+    from zett.eval.harness import Example, summarize
+
+    s = summarize([Example([-1.0, -2.0, -3.0], 0, 4, 1.0, 1.0)])
+    assert s["acc"] == 1.0 and s["acc_stderr"] is None and s["margin_stderr"] is None
+    assert s["margin_nats"] == pytest.approx(1.0) and s["chance"] == pytest.approx(1 / 3)
+    assert s["answer_bits_per_byte"] == pytest.approx(1.0 / math.log(2) / 4)

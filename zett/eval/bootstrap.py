@@ -57,14 +57,15 @@ def grouped_interval(stat, pairs: list[tuple[np.ndarray, np.ndarray]], n_boot: i
 
 
 def gap_interval(orig: np.ndarray, fvt: np.ndarray, method: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Interval of (bpb_fvt - bpb_method) / (bpb_fvt - bpb_original), documents resampled jointly."""
+                 level: float = 0.95) -> tuple[float | None, float | None]:
+    """Interval of (bpb_fvt - bpb_method) / (bpb_fvt - bpb_original), documents resampled jointly (None, None
+    when FVT and original never differ)."""
     idx = _indices(len(orig), n_boot, np.random.default_rng(seed))
     o, f, m = ratio(orig, idx), ratio(fvt, idx), ratio(method, idx)
     share = (f - m) / np.where(np.abs(f - o) > 1e-12, f - o, np.nan)
     share = share[np.isfinite(share)]
     if share.size == 0:
-        return float("nan"), float("nan")
+        return None, None
     lo, hi = np.quantile(share, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 

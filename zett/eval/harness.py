@@ -121,10 +121,11 @@ def summarize(examples: list[Example]) -> dict:
     """acc, acc_norm (with standard errors as lm-eval computes them) and the two continuous scores."""
     n = len(examples)
 
-    def mean_se(xs):
+    def mean_se(xs):  # standard error as lm-eval's mean_stderr (sample variance); None for one example
         m = sum(xs) / n
-        var = sum((x - m) ** 2 for x in xs) / (n - 1) if n > 1 else float("nan")
-        return m, math.sqrt(var / n) if n > 1 else float("nan")
+        if n < 2:
+            return m, None
+        return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
 
     acc, acc_se = mean_se([e.acc for e in examples])
     accn, accn_se = mean_se([e.acc_norm for e in examples])

@@ -150,7 +150,8 @@ def task_records(model, tok, task_dir, names: dict[str, str], settings: TaskSett
         for k in ("acc", "acc_norm", "answer_bits_per_byte", "margin_nats", "chance"):
             mean[k] = sum(r[k] for r in out) / n
         for k in ("acc_stderr", "acc_norm_stderr", "margin_stderr"):
-            mean[k] = math.sqrt(sum(r[k] ** 2 for r in out)) / n  # tasks are independent samples
+            ses = [r[k] for r in out]  # tasks are independent samples
+            mean[k] = None if any(x is None for x in ses) else math.sqrt(sum(x ** 2 for x in ses)) / n
         out.append(mean)
     return out
 
