@@ -161,3 +161,10 @@ def test_one_example_has_no_standard_error_rather_than_nan():
     assert s["acc"] == 1.0 and s["acc_stderr"] is None and s["margin_stderr"] is None
     assert s["margin_nats"] == pytest.approx(1.0) and s["chance"] == pytest.approx(1 / 3)
     assert s["answer_bits_per_byte"] == pytest.approx(1.0 / math.log(2) / 4)
+
+
+def test_omp_without_a_donor_is_a_config_error(saved_dirs, tmp_path):
+    from zett.eval.runner import EvalConfigError
+
+    with pytest.raises(EvalConfigError, match="donor_model"):
+        evaluate(_cfg(saved_dirs, tmp_path, "methods=[original,omp]"))
