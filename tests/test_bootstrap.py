@@ -94,3 +94,11 @@ def test_add_intervals_fills_every_delta_and_the_table_shows_them():
     md = report_markdown(records)
     assert f"[{fvt['ci_delta_bits_per_byte'][0]:+.3f}, {fvt['ci_delta_bits_per_byte'][1]:+.3f}]" in md
     assert "gap closed" in md
+
+
+def test_a_single_document_gets_no_interval():
+    one = [[100.0, 80.0]]
+    records = [{"method": "original", "tokenizer": "b", "corpus": "c", "_docs": one, "bits_per_byte": 1.25},
+               {"method": "fvt", "tokenizer": "x", "corpus": "c", "_docs": [[120.0, 80.0]], "bits_per_byte": 1.5}]
+    add_intervals(records)
+    assert "ci_delta_bits_per_byte" not in records[1]

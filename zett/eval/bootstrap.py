@@ -91,8 +91,8 @@ def add_intervals(records: list[dict], n_boot: int = 1000, seed: int = 0, level:
     originals = {(k[2], k[3]): r for k, r in texts.items() if k[0] == "original"}
     for (method, tok, corpus, lang), r in texts.items():
         ref = originals.get((corpus, lang))
-        if method == "original" or ref is None or len(ref["_docs"]) != len(r["_docs"]):
-            continue
+        if method == "original" or ref is None or len(ref["_docs"]) != len(r["_docs"]) or len(r["_docs"]) < 2:
+            continue  # one document has no spread to resample: no interval rather than a zero-width one
         a, b = np.asarray(ref["_docs"], dtype=float), np.asarray(r["_docs"], dtype=float)
         r["ci_delta_bits_per_byte"] = list(paired_interval(ratio, a, b, n_boot, seed, level))
         fvt = texts.get(("fvt", tok, corpus, lang))
@@ -118,7 +118,7 @@ def add_intervals(records: list[dict], n_boot: int = 1000, seed: int = 0, level:
                     stat, [(col(a), col(b)) for a, b in pairs], n_boot, seed, level))
             continue
         ref = orig_tasks.get(task)
-        if ref is None or len(ref["_examples"]) != len(r["_examples"]):
+        if ref is None or len(ref["_examples"]) != len(r["_examples"]) or len(r["_examples"]) < 2:
             continue
         a, b = np.asarray(ref["_examples"], dtype=float), np.asarray(r["_examples"], dtype=float)
         for metric, (stat, col) in _TASK_STATS.items():
