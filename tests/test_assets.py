@@ -52,7 +52,7 @@ def test_registry_entry_is_well_formed(asset: Asset):
         assert asset.main in asset.members.values()
     if asset.build:
         assert asset.build.partition(":")[0] in {"gguf_to_hf", "gemma_assemble", "stdlib", "debian_mo",
-                                                 "debian_prose", "union"}
+                                                 "debian_prose", "union", "keep_task_json"}
 
 
 def test_same_package_file_has_one_checksum():

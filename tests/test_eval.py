@@ -92,7 +92,8 @@ def test_methods_write_json_csv_markdown_and_plot(workdir, tmp_path):
     assert by["fvt", "corpus"]["delta_bits_per_byte"] == pytest.approx(by["fvt", "corpus"]["bits_per_byte"] - ref)
     md = (out / "results.md").read_text()
     assert "| base | original |" in md and "| target | fvt |" in md
-    assert f"({by['fvt', 'corpus']['delta_bits_per_byte']:+.3f})" in md
+    ci = by["fvt", "corpus"]["ci_delta_bits_per_byte"]  # paired bootstrap over the corpus's 3 documents
+    assert f"({by['fvt', 'corpus']['delta_bits_per_byte']:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}])" in md
     png = (out / "results.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 

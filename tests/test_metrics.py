@@ -65,3 +65,41 @@ def test_prefix_none_drops_first_token_bytes(bpe_tokenizer):
     s = score_texts(model, bpe_tokenizer, [text], prefix="none")
     first = bpe_tokenizer.decode(bpe_tokenizer(text, add_special_tokens=False).input_ids[:1])
     assert s.n_bytes == len(text) - len(first)
+
+
+def test_byte_class_breakdown_sums_to_the_total_and_matches_hand_shares(bpe_tokenizer):
+    from zett.eval.metrics import BYTE_CLASSES, byte_class, score_documents
+    from zett.tokenizers import byte_vocab
+
+    model = UnigramLM(len(bpe_tokenizer))
+    texts = ["In 1919 the price was 12,345 yen; élève 東京!", "x = 42\n\ty = 7 + x\n"]
+    s, d = score_documents(model, bpe_tokenizer, texts, max_length=8, stride=5, batch_size=2)
+    assert sum(d.class_bits.values()) == pytest.approx(s.nll_bits, rel=1e-9)
+    assert sum(d.nll_bits) == pytest.approx(s.nll_bits) and d.n_bytes == [len(t.encode()) for t in texts]
+
+    logp2 = torch.log_softmax(model.logits.detach(), -1) / math.log(2)
+    vocab = byte_vocab(bpe_tokenizer)
+    bits = dict.fromkeys(BYTE_CLASSES, 0.0)
+    nbytes = dict.fromkeys(BYTE_CLASSES, 0)
+    digit_tokens = 0
+    for t in texts:
+        for i in bpe_tokenizer(t, add_special_tokens=False).input_ids:
+            b = vocab[i]
+            for x in b:  # each byte takes an equal share of its token's bits
+                bits[BYTE_CLASSES[byte_class(x)]] += -logp2[i].item() / len(b)
+                nbytes[BYTE_CLASSES[byte_class(x)]] += 1
+            digit_tokens += any(48 <= x <= 57 for x in b)
+    for c in BYTE_CLASSES:
+        assert d.class_bits[c] == pytest.approx(bits[c], rel=1e-6, abs=1e-9), c
+        assert d.class_bytes[c] == nbytes[c], c
+    assert nbytes["digits"] == sum(ch.isdigit() for t in texts for ch in t if ch.isascii())
+    assert nbytes["non_ascii"] == sum(len(ch.encode()) for t in texts for ch in t if not ch.isascii())
+    assert d.digit_bytes == nbytes["digits"] and d.digit_tokens == digit_tokens
+
+
+def test_byte_classes():
+    from zett.eval.metrics import BYTE_CLASSES, byte_class
+
+    assert [BYTE_CLASSES[byte_class(b)] for b in b"aZ0 \n,~\x01"] == [
+        "letters", "letters", "digits", "whitespace", "whitespace", "punctuation", "punctuation", "punctuation"]
+    assert {BYTE_CLASSES[byte_class(b)] for b in "é東".encode()} == {"non_ascii"}

@@ -255,14 +255,16 @@ def test_untrained_residual_hypernet_on_base_vocab_reproduces_base_loss(base):
     batch = col(SAMPLE_TEXTS[:3])
     ctx = StepContext(module, batch, 0)
     nll, count = ctx.token_nll()
-    ids, attn = tok(SAMPLE_TEXTS[:3], max_length=24, truncation=True, padding=True, return_tensors="pt").values()
-    labels = ids.masked_fill(attn == 0, -100)
-    ref = model(input_ids=ids, attention_mask=attn, labels=labels).loss
-    assert float(nll.detach().sum() / count) == pytest.approx(float(ref), rel=1e-4)
+    # validation windows and scores texts as zett-eval does (BOS context, 24-token windows, stride 12)
+    from zett.eval.metrics import score_texts
+
+    ref = score_texts(model, tok, SAMPLE_TEXTS[:3], max_length=24)
+    assert int(count) == ref.n_tokens
+    assert float(nll.detach().sum()) / math.log(2) == pytest.approx(ref.nll_bits, rel=1e-4)
     assert float(LexicalLoss()(ctx)) == pytest.approx(0.0, abs=1e-8)
     assert float(IdentityLoss(n_subsample=64)(ctx)) == pytest.approx(0.0, abs=1e-8)
-    # bits per byte uses the UTF-8 bytes of the predicted tokens
-    assert int(batch["n_bytes"]) > int(count)
+    # bits per byte counts every UTF-8 byte of the texts
+    assert int(batch["n_bytes"]) == ref.n_bytes == sum(len(t.encode()) for t in SAMPLE_TEXTS[:3])
 
 
 def test_bucketed_prediction_equals_padded_prediction(base):

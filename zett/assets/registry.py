@@ -129,6 +129,11 @@ CHATTERBOT = Package(
     _FILES + "77/2a/6b6576acf8a0050f3066cc87ee4401c87840385003c60f46f145d6265b0c/chatterbot_corpus-1.3.3-py2.py3-none-any.whl",
     "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154", 345706,
 )
+BIGBENCH = Package(
+    "bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
+    _FILES + "95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/bigbench-1.0.0.tar.gz",
+    "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2", 358249635,
+)
 
 _LLAMA_CPP_LICENCE = "MIT (llama.cpp); the vocabulary itself is under its model's licence (research and evaluation use)"
 
@@ -247,6 +252,13 @@ _ASSETS: list[Asset] = [
         "ChatterBot corpus: short user-written dialogues in 28 languages, one record per conversation, "
         "column 'language'; split 80/10/10 by a hash of file and index.",
         "BSD-3-Clause", (CHATTERBOT,), {"chatterbot_corpus/data/": "data/"},
+    ),
+    # -- evaluation tasks ------------------------------------------------------------------------------------
+    Asset(
+        "bigbench", "corpus",
+        "BIG-bench task definitions: only the task.json files of the bigbench 1.0.0 sdist (tasks/<task>/task.json "
+        "and tasks/<task>/<subtask>/task.json); JSON multiple-choice tasks are read by zett.eval.bigbench.",
+        "Apache-2.0", (BIGBENCH,), {"bigbench/benchmark_tasks/": "tasks/"}, build="keep_task_json", large=True,
     ),
 ]
 

@@ -263,6 +263,15 @@ def _build_debian_mo(asset: Asset, out: Path, domain: str) -> None:
     )
 
 
+def _build_keep_task_json(asset: Asset, out: Path) -> None:
+    """Keep only BIG-bench's ``task.json`` files (task definitions and data); drop code, READMEs and results."""
+    for p in sorted(out.rglob("*"), reverse=True):  # children before their folders
+        if p.is_file() and p.name != "task.json":
+            p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
+
+
 def _build(asset: Asset, out: Path) -> None:
     if asset.build is None:
         return
@@ -284,6 +293,8 @@ def _build(asset: Asset, out: Path) -> None:
 
         for part in EN_PROSE:
             fetch(part)
+    elif step == "keep_task_json":
+        _build_keep_task_json(asset, out)
     else:  # pragma: no cover - registry integrity test guards this
         raise AssetError(f"unknown build step {asset.build!r}")
 

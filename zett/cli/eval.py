@@ -27,9 +27,11 @@ def _list(value, name: str) -> list:
 
 
 def evaluate(cfg: DictConfig) -> list[dict]:
-    """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records."""
-    from zett.eval.report import add_deltas, report_markdown, write_results
-    from zett.eval.runner import FocusSettings, ScoreSettings, label, run_evaluation
+    """Run the evaluation described by ``cfg`` and write its outputs to ``cfg.output_dir``; returns the records
+    as saved in results.json."""
+    from zett.eval.bootstrap import add_intervals
+    from zett.eval.report import add_deltas, public, report_markdown, write_results
+    from zett.eval.runner import FocusSettings, ScoreSettings, TaskSettings, label, run_evaluation
     from zett.training.base import load_base_from_config
 
     c = OmegaConf.to_container(cfg, resolve=True)
@@ -57,8 +59,12 @@ def evaluate(cfg: DictConfig) -> list[dict]:
                             batch_size=c.get("batch_size", 8), prefix=c.get("prefix", "bos")),
         device=c.get("device", "auto"), seed=c.get("seed", 0),
         progress=c.get("progress", True),
+        tasks=TaskSettings(tasks=[str(t) for t in _list(c.get("tasks"), "tasks")], limit=c.get("task_limit"),
+                           root=c.get("task_root"), batch_size=c.get("batch_size", 8)),
+        donor_model=c.get("donor_model"), omp=dict(c.get("omp") or {}),
     )
     add_deltas(records)
+    add_intervals(records, n_boot=int(c.get("bootstrap", 1000) or 0), seed=c.get("seed", 0))
     check_finite_records(records)
     from zett.outputs import atomic_dir
 
@@ -69,7 +75,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     paths = {k: out / p.name for k, p in paths.items()} | {"config": out / "eval_config.yaml"}
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     print(report_markdown(records))
-    return records
+    return [public(r) for r in records]  # without the per-document arrays (they are not saved either)
 
 
 @user_errors_exit("zett-eval")

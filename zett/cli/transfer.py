@@ -111,6 +111,8 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     kwargs = {}
     if method == "focus":
         kwargs = {"texts": focus_texts, **((c.get("focus") or {}).get("options") or {})}
+    if method == "omp":
+        kwargs = {"donor_model": c.get("donor_model"), **(c.get("omp") or {})}
     hypernet = c.get("hypernet_path")
     if method == "hypernet" and (not hypernet or str(hypernet) == "shipped"):
         from zett import hypernets

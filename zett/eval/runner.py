@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from zett.eval.metrics import score_texts
+from zett.eval.metrics import BYTE_CLASSES, score_documents
 from zett.eval.texts import MULTILINGUAL, corpus_label, eval_texts
 
 log = logging.getLogger(__name__)
 
-METHODS = ("original", "hypernet", "shipped", "fvt", "lexical", "random", "focus")
+METHODS = ("original", "hypernet", "shipped", "fvt", "lexical", "random", "focus", "omp")
 
 
 class EvalConfigError(ValueError):
@@ -103,11 +105,55 @@ def score_record(model, tokenizer, texts: list[str], settings: ScoreSettings, pr
                     label(tokenizer))
         prefix = "none"
     t0 = time.perf_counter()
-    s = score_texts(model, tokenizer, texts, max_length=settings.max_length, stride=settings.stride,
-                    batch_size=settings.batch_size, prefix=prefix, progress=progress)
-    return {"bits_per_byte": s.bits_per_byte, "bytes_per_token": s.bytes_per_token, "n_bytes": s.n_bytes,
-            "n_tokens": s.n_tokens, "n_text_bytes": s.n_text_bytes, "n_text_tokens": s.n_text_tokens,
-            "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
+    s, d = score_documents(model, tokenizer, texts, max_length=settings.max_length, stride=settings.stride,
+                           batch_size=settings.batch_size, prefix=prefix, progress=progress)
+    rec = {"bits_per_byte": s.bits_per_byte, "bytes_per_token": s.bytes_per_token, "n_bytes": s.n_bytes,
+           "n_tokens": s.n_tokens, "n_text_bytes": s.n_text_bytes, "n_text_tokens": s.n_text_tokens,
+           "nll_bits": s.nll_bits, "prefix": prefix, "seconds": round(time.perf_counter() - t0, 3)}
+    # Bits per byte by the class of the predicted tokens' bytes (a token's bits shared by its bytes' classes);
+    # None where the text has no byte of that class.
+    for c in BYTE_CLASSES:
+        rec[f"bits_{c}"] = d.class_bits[c]
+        if c != "special":
+            rec[f"bpb_{c}"] = d.class_bits[c] / d.class_bytes[c] if d.class_bytes[c] else None
+    rec["bytes_per_token_digits"] = d.digit_bytes / d.digit_tokens if d.digit_tokens else None
+    rec["_docs"] = list(zip(d.nll_bits, d.n_bytes, strict=True))  # per document, for paired bootstrap intervals
+    return rec
+
+
+@dataclass
+class TaskSettings:
+    """Zero-shot multiple-choice tasks scored through lm-eval (``zett.eval.harness``)."""
+
+    tasks: list[str] = field(default_factory=list)  # BIG-bench task names (task or task/subtask)
+    limit: int | None = None  # first examples of each task
+    root: str | None = None  # a local folder of BIG-bench task folders; None = the bigbench asset
+    batch_size: int = 8
+
+
+def task_records(model, tok, task_dir, names: dict[str, str], settings: TaskSettings, device) -> list[dict]:
+    """One record per task (acc, acc_norm, stderr, continuous scores; per-example scores under ``_examples``) and
+    one ``task="mean"`` record averaging the tasks."""
+    from zett.eval.harness import score_tasks
+
+    t0 = time.perf_counter()
+    scored = score_tasks(model, tok, task_dir, names, limit=settings.limit, batch_size=settings.batch_size,
+                         device=str(device))
+    seconds = round(time.perf_counter() - t0, 3)
+    out = []
+    for bb, (summary, examples) in scored.items():
+        out.append({"task": bb, **summary, "seconds": seconds / max(len(scored), 1),
+                    "_examples": [(e.acc, e.acc_norm, e.answer_bits, e.answer_bytes, e.margin) for e in examples]})
+    if out:
+        n = len(out)
+        mean = {"task": "mean", "n_examples": sum(r["n_examples"] for r in out), "seconds": seconds}
+        for k in ("acc", "acc_norm", "answer_bits_per_byte", "margin_nats", "chance"):
+            mean[k] = sum(r[k] for r in out) / n
+        for k in ("acc_stderr", "acc_norm_stderr", "margin_stderr"):
+            ses = [r[k] for r in out]  # tasks are independent samples
+            mean[k] = None if any(x is None for x in ses) else math.sqrt(sum(x ** 2 for x in ses)) / n
+        out.append(mean)
+    return out
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -121,7 +167,8 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                    languages: list[str] | None = None, max_bytes: int | None = 20_000, split: str = "test",
                    doc_bytes: int = 4096, parallel: bool = True, hypernet=None, hypernet_overrides: dict | None = None,
                    focus: FocusSettings | None = None, score: ScoreSettings | None = None, device: str = "auto",
-                   dtype: str = "float32", seed: int = 0, progress: bool = True) -> list[dict]:
+                   dtype: str = "float32", seed: int = 0, progress: bool = True,
+                   tasks: TaskSettings | None = None, donor_model=None, omp: dict | None = None) -> list[dict]:
     """All measurements as a list of records (see ``zett.eval.report`` for the files written from them).
 
     base_model / targets / base_tokenizer: asset names, local paths or loaded objects (a loaded base model is
@@ -129,7 +176,10 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
     written by ``ZettHypernet.save_pretrained``, a ``ZettHypernet``, ``"untrained"`` (a fresh residual
     hypernetwork, which reproduces FVT; for smoke tests), or None / ``"shipped"`` (the hypernetwork shipped with
     zett for this base, ``zett.hypernets``). Method ``shipped`` is always the shipped one, so that a trained
-    hypernetwork (``hypernet``) and the shipped one can be compared in one run.
+    hypernetwork (``hypernet``) and the shipped one can be compared in one run. tasks: BIG-bench multiple-choice
+    tasks scored through lm-eval for every (method, target) model (records with a ``task`` field instead of
+    ``corpus``). donor_model / omp: method ``omp``'s donor (a model using the target tokenizer) and options (``k``,
+    ``batch_size``).
     """
     from tqdm.auto import tqdm
 
@@ -146,6 +196,9 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
     if any(m != "original" for m in methods) and not targets:
         raise EvalConfigError("no target tokenizers: set targets=[gpt2,...] (or methods=[original] only)")
 
+    if "omp" in methods and donor_model is None:
+        raise EvalConfigError("method 'omp' needs donor_model=... (a model that already uses the target tokenizer, "
+                              "e.g. donor_model=gemma3-270m for targets=[gemma3-270m])")
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     dev = _resolve_device(device)
     t0 = time.perf_counter()
@@ -157,6 +210,20 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                                      else base_tokenizer)
     log.info("loaded base model %s in %.1fs", base_label, time.perf_counter() - t0)
     sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel)
+    tasks = tasks or TaskSettings()
+    if not sets and not tasks.tasks:
+        raise EvalConfigError("nothing to evaluate: set corpora=[botchan,...] and/or tasks=[social_iqa,...]")
+    task_tmp = tempfile.TemporaryDirectory(prefix="zett-tasks-") if tasks.tasks else None
+    task_names = {}
+    if task_tmp is not None:
+        from zett.eval.bigbench import BigBenchError
+        from zett.eval.harness import write_task_dir
+
+        try:
+            task_names = write_task_dir(tasks.tasks, task_tmp.name, tasks.root, tasks.limit)
+        except BigBenchError as e:
+            task_tmp.cleanup()
+            raise EvalConfigError(f"tasks: {e}") from e
 
     hns = {}
     for method in {"hypernet", "shipped"} & set(methods):
@@ -196,6 +263,8 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
                 kwargs["hypernet"] = hns[method]
             if method == "focus":
                 kwargs.update(texts=aux_texts, **focus.options)
+            if method == "omp":
+                kwargs.update(donor_model=donor_model, **(omp or {}))
             model, tok = transfer(base, target, method="hypernet" if method in hns else method,
                                   base_tokenizer=base_tok, seed=seed, progress=progress, **kwargs)
             model = model.to(dev).eval()
@@ -211,11 +280,19 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
             records.append(rec)
             log.info("%s / %s / %s%s: %.4f bits/byte, %.2f bytes/token", name, method, corpus,
                      f":{lang}" if lang else "", rec["bits_per_byte"], rec["bytes_per_token"])
+        if task_names:
+            for rec in task_records(model, tok, task_tmp.name, task_names, tasks, dev):
+                records.append({"method": method, "tokenizer": name, "vocab_size": len(tok),
+                                "base_model": base_label, "transfer_seconds": transfer_s, **rec})
+                log.info("%s / %s / %s: acc %.3f, acc_norm %.3f", name, method, rec["task"], rec["acc"],
+                         rec["acc_norm"])
         if model is not base:
             del model
             gc.collect()
+    if task_tmp is not None:
+        task_tmp.cleanup()
     return records
 
 
-__all__ = ["METHODS", "EvalConfigError", "FocusSettings", "ScoreSettings", "focus_texts", "label",
-           "run_evaluation", "score_record", "text_sets"]
+__all__ = ["METHODS", "EvalConfigError", "FocusSettings", "ScoreSettings", "TaskSettings", "focus_texts", "label",
+           "run_evaluation", "score_record", "task_records", "text_sets"]

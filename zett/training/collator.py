@@ -177,10 +177,15 @@ class _BatchBuilder:
         self.n_subsample = int(n_subsample) if n_subsample else None
         self.bucket, self.objective, self.mlm_probability = bool(bucket), objective, float(mlm_probability)
 
-    def build(self, tokenizer, texts, sf, generator, selection=None) -> dict:
-        # Sampled tokenizers (they carry zett_byte_level) split with the GPT-2 regex: only a prefix needs encoding.
-        sampled = getattr(tokenizer, "zett_byte_level", None) is not None
-        input_ids, attn = (encode_texts_prefix if sampled else encode_texts)(tokenizer, texts, self.block_size)
+    def build(self, tokenizer, texts, sf, generator, selection=None, encoded=None) -> dict:
+        # encoded: (input_ids, attention_mask, score_mask) [B, T] already windowed (validation, zett.eval convention)
+        scored = None
+        if encoded is not None:
+            input_ids, attn, scored = encoded
+        else:
+            # Sampled tokenizers (they carry zett_byte_level) split with the GPT-2 regex: only a prefix needs encoding.
+            sampled = getattr(tokenizer, "zett_byte_level", None) is not None
+            input_ids, attn = (encode_texts_prefix if sampled else encode_texts)(tokenizer, texts, self.block_size)
         lengths = sf.mask.sum(1)
         if self.objective == "mlm":
             if tokenizer.mask_token_id is None:
@@ -189,7 +194,7 @@ class _BatchBuilder:
             input_ids, labels = mask_for_mlm(input_ids, attn, sf.special >= 0, tokenizer.mask_token_id,
                                              len(tokenizer), self.mlm_probability, generator)
         else:
-            labels = input_ids.masked_fill(attn == 0, IGNORE_INDEX)
+            labels = input_ids.masked_fill((attn == 0) if scored is None else ~scored, IGNORE_INDEX)
         if selection is None:
             used = torch.unique(torch.cat([input_ids[attn.bool()], labels[labels != IGNORE_INDEX]]))
             selection = select_vocab(lengths, sf.special, used, self.n_subsample, self.bucket, generator)
@@ -337,7 +342,8 @@ class FixedTokenizerCollator(_BatchBuilder):
 
     def __init__(self, tokenizer, base_tokenizer, block_size: int = 128, max_pieces: int = 7, bucket: bool = True,
                  objective: str = "clm", mlm_probability: float = 0.15, seed: int = 0,
-                 teacher: TeacherAligner | None = None, n_base_rows: int | None = None):
+                 teacher: TeacherAligner | None = None, n_base_rows: int | None = None, stride: int | None = None,
+                 prefix: str = "bos"):
         from zett.tokenizers import byte_vocab, surface_forms
 
         super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher, n_base_rows)
@@ -348,12 +354,32 @@ class FixedTokenizerCollator(_BatchBuilder):
         self.token_bytes = torch.tensor([len(b) if b is not None else 0 for b in byte_vocab(tokenizer)],
                                         dtype=torch.long)
         self.seed = seed
+        self.stride, self.prefix = stride, prefix
 
     def __call__(self, texts: list[str]) -> dict:
         g = torch.Generator()
         g.manual_seed(zlib.crc32("".join(texts[:1]).encode()) ^ self.seed)  # same masks every validation
+        if self.objective == "clm" and self.teacher is None:
+            windowed = self._windowed(texts, g)
+            if windowed is not None:
+                return windowed
         batch, labels = self.build(self.tokenizer, texts, self.sf, g, self.selection)
         predicted = labels[:, 1:] if self.objective == "clm" else labels
         ids = predicted[predicted != IGNORE_INDEX]
         batch["n_bytes"] = self.token_bytes[ids.clamp(max=len(self.token_bytes) - 1)].sum()
+        return batch
+
+    def _windowed(self, texts: list[str], generator) -> dict | None:
+        """Causal-LM validation scored exactly as ``zett-eval`` scores (``zett.eval.metrics.document_windows``):
+        one context token (BOS, else EOS) per text, sliding windows of ``block_size`` tokens advancing by
+        ``stride`` (default block_size / 2), every token scored once, n_bytes = the UTF-8 bytes of the texts."""
+        from zett.eval.metrics import document_windows, pad_windows, resolve_prefix
+
+        prefix = resolve_prefix(self.tokenizer, self.prefix)
+        windows, scored_bytes, _, _ = document_windows(self.tokenizer, texts, self.block_size, self.stride, prefix)
+        if not windows:
+            return None
+        encoded = pad_windows(windows, self.tokenizer.pad_token_id or 0)
+        batch, _ = self.build(self.tokenizer, texts, self.sf, generator, self.selection, encoded=encoded)
+        batch["n_bytes"] = torch.tensor(sum(scored_bytes), dtype=torch.long)
         return batch

@@ -17,7 +17,7 @@ from zett.transfer.predict import Rows, predict_fvt, predict_hypernet
 
 log = logging.getLogger(__name__)
 
-METHODS = ("fvt", "hypernet", "lexical", "random", "focus")
+METHODS = ("fvt", "hypernet", "lexical", "random", "focus", "omp")
 
 
 class TransferError(ValueError):
@@ -142,7 +142,8 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
     """Re-embed ``base_model`` for ``target_tokenizer``; returns ``(model, tokenizer)``.
 
     base_model, target_tokenizer, finetuned_model, hypernet: asset names, local paths or loaded objects.
-    method: ``fvt`` | ``hypernet`` | ``lexical`` | ``random`` | ``focus`` (FOCUS needs ``texts=[...]``).
+    method: ``fvt`` | ``hypernet`` | ``lexical`` | ``random`` | ``focus`` (FOCUS needs ``texts=[...]``) | ``omp``
+        (needs ``donor_model=...``, a model using the target tokenizer; ``k=64``; see ``zett.transfer.omp``).
     finetuned_model: a model fine-tuned from the base (same vocabulary): it receives the rows predicted for the
         base and keeps its own chat template.
     chunk_size: tokens predicted at once (bounds peak memory). max_pieces: surface-form length (default: the
@@ -157,7 +158,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
 
     if method not in METHODS:
         raise TransferError(f"unknown transfer method {method!r}; use one of {', '.join(METHODS)}")
-    if method_kwargs and method != "focus":
+    if method_kwargs and method not in ("focus", "omp"):
         raise TransferError(f"unexpected argument(s) {sorted(method_kwargs)} for method {method!r}")
     base, loaded_here = load_model(base_model, dtype)
     base_tok = _load_base_tokenizer(base_model, base, base_tokenizer)
@@ -221,6 +222,12 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
                                                 seed)
         else:
             joint = random_rows(len(tok), source, special, source_bias, seed)
+        rows = _split(joint, d, adapter.is_tied(base), source_bias is not None)
+    elif method == "omp":
+        from zett.transfer.omp import omp_transfer_rows
+
+        joint, info.n_copied = omp_transfer_rows(tok, target, base_tok, source, special, source_bias, dtype,
+                                                 device, progress, **method_kwargs)
         rows = _split(joint, d, adapter.is_tied(base), source_bias is not None)
     else:
         rows = _focus(base, base_tok, tok, sf, source, d, special, source_bias, chunk_size, seed, method_kwargs)
