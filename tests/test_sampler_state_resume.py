@@ -18,7 +18,7 @@ def _cfg(*overrides):
 
 
 def _sampler_states(path):
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     dm_state = next(v for k, v in ckpt.items() if k.endswith("DataModule") or "datamodule" in k.lower())
     return ckpt["global_step"], dm_state["sampler_states"]
 

@@ -70,14 +70,17 @@ def test_tiny_random_preset(tmp_path):
     assert AutoModelForCausalLM.from_pretrained(out).config.hidden_size == 32
 
 
-def test_config_errors(base_dir, tmp_path):
+def test_config_errors(base_dir, tmp_path, monkeypatch):
+    from zett import hypernets
+
+    monkeypatch.setattr(hypernets, "available", lambda: [])  # nothing shipped for this base
     with pytest.raises(UserError, match="base_model=FacebookAI/xlm-roberta-base is not shipped with zett"):
         transfer_from_config(_cfg(["base_model=xlm-r", "target_tokenizer=gpt2", f"output_dir={tmp_path}"]))
     with pytest.raises(UserError, match="base_model.path=/nowhere does not exist"):
         transfer_from_config(_cfg(["base_model.path=/nowhere", "target_tokenizer=gpt2", f"output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="missing option target_tokenizer"):
         transfer_from_config(_cfg([f"output_dir={tmp_path}"]))
-    with pytest.raises(ConfigError, match="needs hypernet_path"):
+    with pytest.raises(hypernets.ShippedHypernetError, match="no shipped hypernetwork fits.*hypernet_path=DIR"):
         transfer_from_config(_cfg(["target_tokenizer=gpt2", "method=hypernet", f"output_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match="dtype='fp8' is unknown"):
         transfer_from_config(_cfg(["target_tokenizer=gpt2", "dtype=fp8", f"output_dir={tmp_path}"]))

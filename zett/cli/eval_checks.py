@@ -79,8 +79,8 @@ def check_eval_config(c: dict) -> None:
     if unknown:
         raise UserError(f"methods: unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
     corpora = _as_list(c.get("corpora"), "corpora")
-    if not corpora:
-        raise UserError("corpora is empty; e.g. corpora=[botchan]")
+    if not corpora and not _as_list(c.get("tasks"), "tasks"):
+        raise UserError("corpora is empty (and no tasks): e.g. corpora=[botchan] or tasks=[social_iqa]")
     languages = _as_list(c.get("languages"), "languages")
     targets = _as_list(c.get("targets"), "targets")
     positive(c, "max_bytes", allow_none=True, example=20000)
