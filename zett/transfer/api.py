@@ -47,8 +47,9 @@ class TransferInfo:
 def _name(spec) -> str:
     if isinstance(spec, str | Path):
         return str(spec)
-    cfg = getattr(spec, "config", None)
-    return str(getattr(cfg, "_name_or_path", "") or getattr(spec, "name_or_path", "") or type(spec).__name__)
+    if getattr(spec, "config", None) is not None:  # a loaded model: its asset name when it came from the cache
+        return adapter.model_name(spec)
+    return str(getattr(spec, "name_or_path", "") or type(spec).__name__)
 
 
 def _model_dir(spec) -> Path:
