@@ -73,51 +73,50 @@ def _layout(records: list[dict]):
     return rows, cols, cells
 
 
-def markdown_table(records: list[dict], metric: str = "bits_per_byte", digits: int = 3) -> str:
-    """A markdown table of ``metric`` (rows tokenizer x method, columns corpora); bits per byte cells carry the
-    delta against ``original``."""
+def _grid(records: list[dict], metric: str, cell) -> tuple[list[str], list[str], dict]:
+    """Markdown lines of a (tokenizer x method) by column table whose cells are ``cell(record)`` ("–" where the
+    record or its ``metric`` is missing), with the layout's columns and cells."""
     rows, cols, cells = _layout(records)
     lines = ["| tokenizer | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
     for key in rows:
         out = []
         for c in cols:
             r = cells.get((key, c))
-            if r is None or r.get(metric) is None:
-                out.append("–")
-                continue
-            v = f"{r[metric]:.{digits}f}"
-            d = r.get("delta_bits_per_byte") if metric == "bits_per_byte" else None
-            if d is not None and r["method"] != "original":
-                v += f" ({d:+.{digits}f}{_interval(r.get('ci_delta_bits_per_byte'), digits)})"
-            if metric == "gap_closed" and r.get("ci_gap_closed"):
-                v += _interval(r["ci_gap_closed"], digits - 1)
-            out.append(v)
+            out.append("–" if r is None or r.get(metric) is None else cell(r))
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(out) + " |")
-    return "\n".join(lines)
+    return lines, cols, cells
+
+
+def markdown_table(records: list[dict], metric: str = "bits_per_byte", digits: int = 3) -> str:
+    """A markdown table of ``metric`` (rows tokenizer x method, columns corpora); bits per byte cells carry the
+    delta against ``original``."""
+    def cell(r: dict) -> str:
+        v = f"{r[metric]:.{digits}f}"
+        d = r.get("delta_bits_per_byte") if metric == "bits_per_byte" else None
+        if d is not None and r["method"] != "original":
+            v += f" ({d:+.{digits}f}{_interval(r.get('ci_delta_bits_per_byte'), digits)})"
+        if metric == "gap_closed" and r.get("ci_gap_closed"):
+            v += _interval(r["ci_gap_closed"], digits - 1)
+        return v
+
+    return "\n".join(_grid(records, metric, cell)[0])
 
 
 def task_table(records: list[dict], metric: str, digits: int = 3) -> str:
     """Markdown table of a task metric (rows tokenizer x method, columns tasks and their mean): value, its
     standard error where there is one, and the delta against ``original`` (with its paired bootstrap interval
     when the records carry one)."""
-    rows, cols, cells = _layout(records)
-    lines = ["| tokenizer | method | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
-    for key in rows:
-        out = []
-        for c in cols:
-            r = cells.get((key, c))
-            if r is None or r.get(metric) is None:
-                out.append("–")
-                continue
-            v = f"{r[metric]:.{digits}f}"
-            se = r.get(f"{metric}_stderr" if metric != "margin_nats" else "margin_stderr")
-            if se is not None and math.isfinite(se):
-                v += f" ± {se:.{digits}f}"
-            d = r.get(f"delta_{metric}")
-            if d is not None and r["method"] != "original":
-                v += f" ({d:+.{digits}f}{_interval(r.get(f'ci_delta_{metric}'), digits)})"
-            out.append(v)
-        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(out) + " |")
+    def cell(r: dict) -> str:
+        v = f"{r[metric]:.{digits}f}"
+        se = r.get(f"{metric}_stderr" if metric != "margin_nats" else "margin_stderr")
+        if se is not None and math.isfinite(se):
+            v += f" ± {se:.{digits}f}"
+        d = r.get(f"delta_{metric}")
+        if d is not None and r["method"] != "original":
+            v += f" ({d:+.{digits}f}{_interval(r.get(f'ci_delta_{metric}'), digits)})"
+        return v
+
+    lines, cols, cells = _grid(records, metric, cell)
     if metric in ("acc", "acc_norm"):
         chance = {c: r["chance"] for (_, c), r in cells.items() if r.get("chance") is not None}
         lines.append("| chance | | " + " | ".join(f"{chance[c]:.{digits}f}" if c in chance else "–"
