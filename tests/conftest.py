@@ -36,3 +36,15 @@ def tiny_bert(wordpiece_tokenizer):
     from zett.testing import tiny_bert
 
     return tiny_bert(wordpiece_tokenizer)
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    """A tiny random Llama and its tokenizer saved as a Hugging Face directory (what base_model.path= points at)."""
+    from zett.testing import tiny_llama, train_tokenizer
+
+    tok = train_tokenizer(vocab_size=300)
+    path = tmp_path_factory.mktemp("base")
+    tiny_llama(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

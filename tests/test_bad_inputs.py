@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from zett.testing import tiny_llama, train_tokenizer
-
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
@@ -57,15 +55,6 @@ def script(name: str, args: list[str], cwd: Path, env: dict | None = None) -> su
         pytest.skip(f"{name} console script not installed (pip install -e .)")
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=600, cwd=cwd,
                           env={**ENV, **(env or {})})
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    tok = train_tokenizer(vocab_size=300)
-    path = tmp_path_factory.mktemp("base")
-    tiny_llama(tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")

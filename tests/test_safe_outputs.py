@@ -18,8 +18,6 @@ import torch
 from hydra import compose, initialize_config_dir
 from test_bad_inputs import ENV, script, tree
 
-from zett.testing import tiny_llama, train_tokenizer
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,15 +26,6 @@ def _transfer_cfg(overrides):
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("transfer", overrides)
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    tok = train_tokenizer(vocab_size=300)
-    path = tmp_path_factory.mktemp("base")
-    tiny_llama(tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 @pytest.fixture
