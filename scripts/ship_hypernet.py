@@ -37,19 +37,67 @@ def _config(run: Path) -> dict:
     return {}
 
 
-def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str) -> tuple[str, dict]:
+def previous_card(run: Path, name: str) -> dict | None:
+    """The card metadata of the hypernetwork the run started from (``init_hypernet``), or None if it started fresh.
+
+    ``init_hypernet=shipped`` means the hypernetwork shipped under ``name`` now (read before it is replaced); a
+    directory is read from its own ``README.md`` card when it has one."""
+    from zett import hypernets
+
+    init = _config(run).get("init_hypernet")
+    if not init:
+        return None
+    readme = hypernets.path(name) / "README.md" if init == "shipped" else Path(init) / "README.md"
+    if not readme.exists():
+        return {"name": str(init), "steps": 0, "token_positions_seen": 0, "wall_seconds": None, "stages": []}
+    text = readme.read_text()
+    start = text.find("<!-- zett-card")
+    return json.loads(text[start + len("<!-- zett-card"):text.index("-->", start)]) if start >= 0 else None
+
+
+def _join_curves(previous: dict, cols: list[str], curve: list[list]) -> tuple[list[str], list[list]]:
+    """The previous stages' validation curve followed by this run's, its steps counted on from the previous total.
+
+    This run's step 0 is left out: it re-measures the previous stage's last point (after the bf16 round trip)."""
+    prev_cols = list(previous.get("validation_curve", {}).get("columns", ["step"]))[1:]
+    prev_rows = previous.get("validation_curve", {}).get("rows", [])
+    all_cols = prev_cols + [c for c in cols if c not in prev_cols]
+    rows = [[r[0]] + [dict(zip(prev_cols, r[1:], strict=True)).get(c) for c in all_cols] for r in prev_rows]
+    offset = int(previous.get("steps", 0))
+    rows += [[r[0] + offset] + [dict(zip(cols, r[1:], strict=True)).get(c) for c in all_cols]
+             for r in curve if r[0] > 0 or not prev_rows]
+    return all_cols, rows
+
+
+def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str,
+         previous: dict | None = None) -> tuple[str, dict]:
+    """(README text, card metadata). ``previous``: the card metadata of the hypernetwork the run continued from
+    (``previous_card``); its steps, token positions, wall time and validation curve are carried on as stages."""
     summary = json.loads((run / "summary.json").read_text())
     cfg = _config(run)
     data = cfg.get("data", {})
     steps = int(summary["global_step"])
     positions = steps * int(data.get("batch_size", 0)) * int(data.get("block_size", 0))
     cols, curve = validation_curve(summary)
+    stage = {"steps": steps, "token_positions_seen": positions, "wall_seconds": summary.get("wall_seconds"),
+             "hardware": hardware, "learning_rate": cfg.get("scheduler", {}).get("learning_rates"),
+             "data_sources": data.get("sources")}
+    stages = [stage]
+    if previous is not None:
+        earlier = previous.get("stages") or [{k: previous.get(k) for k in stage}]
+        stages = list(earlier) + [stage]
+        cols, curve = _join_curves(previous, cols, curve)
+        steps += int(previous.get("steps") or 0)
+        positions += int(previous.get("token_positions_seen") or 0)
+    walls = [s.get("wall_seconds") for s in stages]
+    wall = round(sum(walls), 1) if all(isinstance(w, int | float) for w in walls) else None
     meta = {"name": name, "base_model": base, "steps": steps, "token_positions_seen": positions,
-            "wall_seconds": summary.get("wall_seconds"), "hardware": hardware,
+            "wall_seconds": wall, "hardware": hardware,
             "loss": cfg.get("loss", {}).get("terms", {}) and sorted(k for k, v in cfg["loss"]["terms"].items() if v),
             "learning_rate": cfg.get("scheduler", {}).get("learning_rates"),
             "hypernet": {k: v for k, v in cfg.get("hypernet", {}).items() if v is not None},
-            "data_sources": data.get("sources"), "validation_curve": {"columns": ["step"] + cols, "rows": curve}}
+            "data_sources": data.get("sources"), "stages": stages,
+            "validation_curve": {"columns": ["step"] + cols, "rows": curve}}
     lines = [f"# zett hypernetwork for {base}", "",
              f"A ZeTT hypernetwork for `{base}` shipped with zett: `zett-transfer method=hypernet` (no "
              "`hypernet_path`), `zett-eval methods=[shipped]` and `zett-train init_hypernet=shipped` use it when the "
@@ -64,13 +112,19 @@ def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str)
              "both models.", "",
              "## Training", "",
              f"- Hardware: {hardware}. Steps: {steps:,}. Token positions seen (batch x block x steps, padding "
-             f"included): {positions:,}. Wall time: {summary.get('wall_seconds') or 'not recorded'} s.",
+             f"included): {positions:,}. Wall time: {wall or 'not recorded'} s.",
              f"- Recipe: loss terms {meta['loss']}, learning rate {meta['learning_rate']}, hypernetwork "
              f"{meta['hypernet']}, sampled vocabularies of ~{cfg.get('tokenizer_sampler', {}).get('vocab_size')} "
              f"tokens, subsampled to {data.get('n_vocab_subsample')} rows per step, batch {data.get('batch_size')} "
              f"x {data.get('block_size')} tokens.",
              f"- Data (train splits only; every evaluation split is held out): `{json.dumps(data.get('sources'))}`.",
              f"- Run: `{' '.join(summary.get('command') or []) or 'see the config in the run directory'}`.", ""]
+    if len(stages) > 1:
+        lines[-1:-1] = [f"- Trained in {len(stages)} stages, each continuing from the previous one's weights "
+                        "(`init_hypernet`): " + "; ".join(
+                            f"{i}) {s['steps']:,} steps at learning rate {s.get('learning_rate')} on "
+                            f"{s.get('hardware')}, {s.get('wall_seconds') or '?'} s"
+                            for i, s in enumerate(stages, 1)) + "."]
     if notes:
         lines += [notes, ""]
     if curve:
@@ -105,7 +159,7 @@ def main(argv=None) -> int:
               "directory", file=sys.stderr)
         return 2
     text, _ = card(args.name, args.base, args.run, args.table.read_text() if args.table else "", args.hardware,
-                   args.notes)
+                   args.notes, previous_card(args.run, args.name))
     hn = ZettHypernet.from_pretrained(args.run / "hypernet")
     out = hypernets.ship(hn, args.dest or hypernets.SHIPPED_DIR / args.name, text, base_model_name=args.base)
     print(out)

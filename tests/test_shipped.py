@@ -173,3 +173,33 @@ def test_device_script_runs_end_to_end_on_cpu_with_the_tiny_model(tmp_path):
     assert all(0 < v < 20 for r in meta["validation_curve"]["rows"] for v in r[1:])
     assert "| 2 |" in text  # the curve's table in the card
     assert json.loads((dest / "config.json").read_text())["base_model_name"] == "tiny-random"
+
+
+def test_card_of_a_continued_run_carries_the_earlier_stage_on(tmp_path):
+    """A run started from an earlier hypernetwork (``init_hypernet``) ships a card whose steps, token positions,
+    wall time and validation curve add the earlier stage's to its own (steps counted on, not restarted)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import ship_hypernet
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for run, init, hist in ((first, None, [{"step": 0, "val/a/bpb": 2.0}, {"step": 10, "val/a/bpb": 1.5}]),
+                            (second, str(tmp_path / "shipped"),
+                             [{"step": 0, "val/a/bpb": 1.51, "val/b/bpb": 3.0}, {"step": 5, "val/a/bpb": 1.4,
+                                                                                 "val/b/bpb": 2.9}])):
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "config.yaml").write_text(json.dumps(
+            {"init_hypernet": init, "data": {"batch_size": 2, "block_size": 8},
+             "scheduler": {"learning_rates": [1e-3 if init is None else 3e-4]}}))
+        (run / "summary.json").write_text(json.dumps(
+            {"global_step": hist[-1]["step"], "wall_seconds": 100.0, "validation_history": hist}))
+    assert ship_hypernet.previous_card(first, "x") is None
+    text, meta = ship_hypernet.card("x", "tiny", first, "", "cpu", "")
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "README.md").write_text(text)
+    text, meta = ship_hypernet.card("x", "tiny", second, "", "gpu", "", ship_hypernet.previous_card(second, "x"))
+    assert meta["steps"] == 15 and meta["token_positions_seen"] == 15 * 2 * 8 and meta["wall_seconds"] == 200.0
+    assert [(s["steps"], s["hardware"], s["learning_rate"]) for s in meta["stages"]] == [(10, "cpu", [1e-3]),
+                                                                                         (5, "gpu", [3e-4])]
+    assert meta["validation_curve"] == {"columns": ["step", "val/a/bpb", "val/b/bpb"],
+                                        "rows": [[0, 2.0, None], [10, 1.5, None], [15, 1.4, 2.9]]}
+    assert "Trained in 2 stages" in text and "| 15 | 1.4000 | 2.9000 |" in text
