@@ -55,18 +55,21 @@ def previous_card(run: Path, name: str) -> dict | None:
     return json.loads(text[start + len("<!-- zett-card"):text.index("-->", start)]) if start >= 0 else None
 
 
-def _join_curves(previous: dict, cols: list[str], curve: list[list]) -> tuple[list[str], list[list]]:
-    """The previous stages' validation curve followed by this run's, its steps counted on from the previous total.
+def _join_curves(previous: dict, cols: list[str], curve: list[list]) -> tuple[list[str], list[list], list[int]]:
+    """The previous stages' validation curve followed by this run's, its steps counted on from the previous total,
+    and the stage (1, 2, ...) of every row.
 
-    This run's step 0 is left out: it re-measures the previous stage's last point (after the bf16 round trip)."""
+    This run's step 0 is kept: it re-measures the previous stage's last weights (after the bf16 round trip) under this
+    run's validation settings, which may differ from the earlier stage's, so rows compare within a stage."""
     prev_cols = list(previous.get("validation_curve", {}).get("columns", ["step"]))[1:]
     prev_rows = previous.get("validation_curve", {}).get("rows", [])
+    prev_stage = previous.get("validation_curve", {}).get("stage") or [1] * len(prev_rows)
     all_cols = prev_cols + [c for c in cols if c not in prev_cols]
     rows = [[r[0]] + [dict(zip(prev_cols, r[1:], strict=True)).get(c) for c in all_cols] for r in prev_rows]
     offset = int(previous.get("steps", 0))
-    rows += [[r[0] + offset] + [dict(zip(cols, r[1:], strict=True)).get(c) for c in all_cols]
-             for r in curve if r[0] > 0 or not prev_rows]
-    return all_cols, rows
+    rows += [[r[0] + offset] + [dict(zip(cols, r[1:], strict=True)).get(c) for c in all_cols] for r in curve]
+    stage = max(prev_stage, default=0) + 1
+    return all_cols, rows, list(prev_stage) + [stage] * len(curve)
 
 
 def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str,
@@ -82,11 +85,11 @@ def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str,
     stage = {"steps": steps, "token_positions_seen": positions, "wall_seconds": summary.get("wall_seconds"),
              "hardware": hardware, "learning_rate": cfg.get("scheduler", {}).get("learning_rates"),
              "data_sources": data.get("sources")}
-    stages = [stage]
+    stages, row_stage = [stage], None
     if previous is not None:
         earlier = previous.get("stages") or [{k: previous.get(k) for k in stage}]
         stages = list(earlier) + [stage]
-        cols, curve = _join_curves(previous, cols, curve)
+        cols, curve, row_stage = _join_curves(previous, cols, curve)
         steps += int(previous.get("steps") or 0)
         positions += int(previous.get("token_positions_seen") or 0)
     walls = [s.get("wall_seconds") for s in stages]
@@ -98,6 +101,8 @@ def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str,
             "hypernet": {k: v for k, v in cfg.get("hypernet", {}).items() if v is not None},
             "data_sources": data.get("sources"), "stages": stages,
             "validation_curve": {"columns": ["step"] + cols, "rows": curve}}
+    if row_stage:
+        meta["validation_curve"]["stage"] = row_stage
     lines = [f"# zett hypernetwork for {base}", "",
              f"A ZeTT hypernetwork for `{base}` shipped with zett: `zett-transfer method=hypernet` (no "
              "`hypernet_path`), `zett-eval methods=[shipped]` and `zett-train init_hypernet=shipped` use it when the "
@@ -128,11 +133,16 @@ def card(name: str, base: str, run: Path, table: str, hardware: str, notes: str,
     if notes:
         lines += [notes, ""]
     if curve:
-        lines += ["## Validation curve (held-out bits per byte, 128-token windows)", "",
-                  "| step | " + " | ".join(c.removeprefix("val/").removesuffix("/bpb") for c in cols) + " |",
-                  "|---:|" + "---:|" * len(cols)]
-        lines += ["| " + " | ".join([str(r[0])] + [f"{v:.4f}" if v is not None else "" for v in r[1:]]) + " |"
-                  for r in curve]
+        staged = ["stage"] if row_stage else []
+        lines += ["## Validation curve (held-out bits per byte, 128-token windows)", ""]
+        if row_stage:
+            lines += ["Each stage's first row re-measures the previous stage's last weights with that stage's "
+                      "validation settings, which may differ: compare rows within a stage.", ""]
+        lines += ["| " + " | ".join(staged + ["step"] + [c.removeprefix("val/").removesuffix("/bpb") for c in cols])
+                  + " |", "|" + "---:|" * (len(staged) + 1 + len(cols))]
+        lines += ["| " + " | ".join(([str(row_stage[i])] if row_stage else []) + [str(r[0])]
+                                    + [f"{v:.4f}" if v is not None else "" for v in r[1:]]) + " |"
+                  for i, r in enumerate(curve)]
         lines.append("")
     if table:
         lines += ["## Measured results (held-out bits per byte, zett-eval)", "", table.strip(), ""]

@@ -201,5 +201,6 @@ def test_card_of_a_continued_run_carries_the_earlier_stage_on(tmp_path):
     assert [(s["steps"], s["hardware"], s["learning_rate"]) for s in meta["stages"]] == [(10, "cpu", [1e-3]),
                                                                                          (5, "gpu", [3e-4])]
     assert meta["validation_curve"] == {"columns": ["step", "val/a/bpb", "val/b/bpb"],
-                                        "rows": [[0, 2.0, None], [10, 1.5, None], [15, 1.4, 2.9]]}
-    assert "Trained in 2 stages" in text and "| 15 | 1.4000 | 2.9000 |" in text
+                                        "rows": [[0, 2.0, None], [10, 1.5, None], [10, 1.51, 3.0], [15, 1.4, 2.9]],
+                                        "stage": [1, 1, 2, 2]}
+    assert "Trained in 2 stages" in text and "| 2 | 15 | 1.4000 | 2.9000 |" in text and "| 1 | 10 | 1.5000 |  |" in text
