@@ -91,14 +91,14 @@ def check_eval_config(c: dict) -> None:
     if c.get("stride") is not None and int(c["stride"]) > int(c["max_length"]):
         raise UserError(f"stride={c['stride']} is larger than max_length={c['max_length']}: text between windows "
                         "would never be scored; use stride <= max_length or stride=null")
-    if not isinstance(c.get("split", "test"), str):
-        raise UserError(f"split={c.get('split')!r} must be a split name, e.g. split=test")
+    if not isinstance(c["split"], str):
+        raise UserError(f"split={c['split']!r} must be a split name, e.g. split=test")
     for corpus in corpora:
         check_corpus(corpus, "corpora")
     if languages and not any(x in MULTILINGUAL for x in corpora):
         raise UserError(f"languages={languages} but no corpus in corpora={corpora} is multilingual (those are "
                         f"{', '.join(sorted(MULTILINGUAL))}); drop languages= or add a multilingual corpus")
-    focus = c.get("focus") or {}
+    focus = c["focus"]
     if "focus" in methods:
         positive(focus, "max_bytes", "focus.", example=300000)
         focus_corpora = _as_list(focus.get("corpora"), "focus.corpora")

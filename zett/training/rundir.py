@@ -35,7 +35,7 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
     if ckpt and not Path(str(ckpt)).expanduser().is_file():
         raise MissingInputError(f"ckpt_path={ckpt} does not exist; give a checkpoint of this run "
                         "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
-    overwrite = cfg.get("overwrite", False)
+    overwrite = cfg.overwrite
     if not isinstance(overwrite, bool):
         raise UserError(f"overwrite={overwrite!r} is invalid: use overwrite=true or overwrite=false")
     if launched_rank():
@@ -83,9 +83,20 @@ def check_train_config(cfg) -> None:
                 if Path(f).suffix in (".txt", ".jsonl", ".json"):
                     check_text_head(Path(f), f"data.sources.{i}.path")
     val = data.get("validation") or {}
-    for key in ("n_sequences", "span_chars", "batch_size"):
-        if key in val:
-            positive(val, key, "data.validation.")
+    positive(val, "n_sequences", "data.validation.")
+    for key in ("span_chars", "block_size", "batch_size"):  # null: the data.* value
+        positive(val, key, "data.validation.", allow_none=True)
+    from zett.config.schema import SOURCE_KEYS
+
+    texts = {f"data.validation.texts.{k}": v for k, v in (val.get("texts") or {}).items()}
+    for where, source in {**{f"data.sources.{i}": s for i, s in enumerate(data.get("sources") or [])},
+                          **texts}.items():
+        unknown = sorted(set(source) - set(SOURCE_KEYS)) if isinstance(source, dict) else None
+        if unknown is None:
+            raise UserError(f"{where}={source!r} is invalid: a source is a mapping, e.g. {{corpus: botchan, "
+                            "split: train}} or {path: /data/my_corpus.txt}")
+        if unknown:
+            raise UserError(f"{where}.{unknown[0]} is not a source setting; use {', '.join(SOURCE_KEYS)}")
     hn = c.get("hypernet") or {}
     positive(hn, "max_pieces", "hypernet.", allow_none=True, example=7)
     positive(hn, "num_layers", "hypernet.", allow_none=True)
@@ -97,7 +108,7 @@ def check_train_config(cfg) -> None:
     objective = loss.get("objective")
     if objective not in ("clm", "mlm"):
         raise UserError(f"loss.objective={objective!r} is invalid: use clm or mlm")
-    kind = (c.get("base_model") or {}).get("kind", "causal") if isinstance(c.get("base_model"), dict) else "causal"
+    kind = c["base_model"]["kind"]
     if (objective == "mlm") != (kind == "masked"):
         raise UserError(f"loss.objective={objective} does not fit base_model.kind={kind}: use loss=mlm for masked "
                         "base models and a clm loss (e.g. loss=clm_lexical) for causal ones")
