@@ -82,13 +82,31 @@ def _export(trainer, module, out_dir: Path) -> Path | None:
     return None
 
 
+def build_hypernet(cfg, base):
+    """The hypernetwork to train: ``init_hypernet`` (a directory or ``shipped``) or a new one for ``base`` from the
+    ``hypernet`` group (null values: derived from the base model)."""
+    from omegaconf import OmegaConf
+
+    from zett.models import ZettHypernet
+
+    if cfg.init_hypernet == "shipped":
+        from zett import hypernets
+
+        return hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
+    if cfg.init_hypernet:
+        hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
+        hypernet.check_compatible(base)
+        return hypernet
+    overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
+    return ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
+
+
 def build(cfg, run_dir: Path):
     """Instantiate (base model, tokenizer, module, datamodule, trainer) from ``cfg``."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from zett.models import ZettHypernet
     from zett.training.base import load_base_from_config
     from zett.training.module import ZettTrainingModule
 
@@ -99,16 +117,7 @@ def build(cfg, run_dir: Path):
         from zett.training.base import enable_activation_checkpointing
 
         log.info("activation checkpointing on %d layers of the base model", enable_activation_checkpointing(base))
-    if cfg.init_hypernet == "shipped":
-        from zett import hypernets
-
-        hypernet = hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
-    elif cfg.init_hypernet:
-        hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
-        hypernet.check_compatible(base)
-    else:
-        overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
-        hypernet = ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
+    hypernet = build_hypernet(cfg, base)
     hypernet.train()
     max_pieces = int(hypernet.config.max_pieces)
 
