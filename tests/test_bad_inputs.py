@@ -297,6 +297,11 @@ TRAIN_CASES = {
     "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
     "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
+    "progress-bar-off": (["callbacks=default"], "trainer.enable_progress_bar"),
+    "schedule-phases": (["scheduler.learning_rates=[1e-3,1e-4]"], "scheduler.warmup_steps"),
+    "balance": (["loss.balance=equal"], "loss.balance"),
+    "mixed-type": (["data.batch_size=eight"], "data.batch_size"),
+    "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
 }
 
 

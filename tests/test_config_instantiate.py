@@ -68,7 +68,7 @@ def _train_one_step(tmp_path: Path, *overrides: str) -> dict:
 # ------------------------------------------------------------------------------------------------ loss (+ extras)
 
 # the other groups' options that run along with a loss (each exactly once)
-ALONG = {"alm": ["callbacks=default", "logger=tensorboard"], "clm": ["debug=anomaly"],
+ALONG = {"alm": ["callbacks=default", "trainer.enable_progress_bar=true", "logger=tensorboard"], "clm": ["debug=anomaly"],
          "clm_alm_latents": ["debug=default", "trainer.max_steps=1", "trainer.val_check_interval=1"],
          "clm_lexical_alm": ["scheduler=zett", "scheduler.warmup_steps=[1]"], "mlm": []}
 

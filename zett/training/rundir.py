@@ -122,6 +122,25 @@ def check_train_config(cfg) -> None:
         if objective == "mlm" and target.startswith("zett.training.distill"):
             raise UserError(f"loss.terms.{name} is a distillation term, which needs a causal base "
                             "(loss.objective=clm); drop it for loss.objective=mlm")
+    from zett.cli.validate import one_of
+
+    one_of(c["base_model"], "device_dtype", ("auto", "float32", "bfloat16", "float16"), "base_model.")
+    one_of(loss, "balance", ("fixed", "gradmag"), "loss.")
+    sched = c["scheduler"]
+    if not sched["learning_rates"] or len(sched["learning_rates"]) != len(sched["warmup_steps"]):
+        raise UserError(f"scheduler.learning_rates={sched['learning_rates']} and scheduler.warmup_steps="
+                        f"{sched['warmup_steps']} must be non-empty lists of the same length (one warm-up per phase)")
+    if any(not 0 < lr < 1 for lr in sched["learning_rates"]) or any(w < 0 for w in sched["warmup_steps"]):
+        raise UserError(f"scheduler.learning_rates={sched['learning_rates']} must lie in (0, 1) and "
+                        f"scheduler.warmup_steps={sched['warmup_steps']} be >= 0")
+    if not 0 <= sched["alpha"] <= 1:
+        raise UserError(f"scheduler.alpha={sched['alpha']} is invalid: the final rate's fraction must be in [0, 1]")
+    if data["alpha"] < 0:
+        raise UserError(f"data.alpha={data['alpha']} is invalid: the size exponent must be >= 0")
+    bars = [k for k, v in (c.get("callbacks") or {}).items() if v and "ProgressBar" in str(v.get("_target_", ""))]
+    if bars and not trainer.get("enable_progress_bar", True):
+        raise UserError(f"callbacks.{bars[0]} is a progress bar but trainer.enable_progress_bar=false; pass "
+                        f"trainer.enable_progress_bar=true or callbacks.{bars[0]}=null")
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])
