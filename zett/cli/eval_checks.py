@@ -102,12 +102,16 @@ def check_eval_config(c: dict) -> None:
     if "focus" in methods:
         positive(focus, "max_bytes", "focus.", example=300000)
         focus_corpora = _as_list(focus.get("corpora"), "focus.corpora")
-        if not focus_corpora:
-            local = [x for x in corpora if _is_local(x)]
-            if local:
-                raise UserError(f"method focus would train on the text it is scored on: corpora {local} are "
-                                "local files, which have no separate train split; pass FOCUS training text with "
-                                "focus.corpora=[<other file or corpus asset>]")
+        if not focus_corpora:  # local corpora are split by document: FOCUS trains on one part, scores use the other
+            from zett.eval.texts import _local_corpus, local_part
+
+            for x in corpora:
+                if _is_local(x):
+                    try:
+                        local_part(_local_corpus(Path(x).expanduser()), "train", f"corpora: {x}")
+                    except ValueError as e:
+                        raise UserError(f"focus.corpora is unset and method focus trains on a held-out part of "
+                                        f"each local corpus, but {e}") from e
         for x in focus_corpora:
             check_corpus(x, "focus.corpora")
             if _is_local(x) and any(_is_local(y) and Path(y).expanduser().resolve() == Path(x).expanduser().resolve()

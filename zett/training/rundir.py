@@ -52,6 +52,27 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+def save_hydra_config(cfg) -> Path | None:
+    """Hydra's record of the run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` in its output dir),
+    written by zett once the run directory was accepted: ``configs/train.yaml`` sets ``hydra.output_subdir: null``
+    so that a refused run never rewrites the record of the run already there. Rank 0 only; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from zett.outputs import write_text_atomic
+
+    if not HydraConfig.initialized() or launched_rank():
+        return None
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir) / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(task))
+    write_text_atomic(out / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    write_text_atomic(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task))
+    return out
+
+
 def write_summary(run_dir: Path, summary: dict) -> Path:
     """``summary.json`` written whole (temporary file + rename), so a kill never leaves half of it."""
     from zett.outputs import write_text_atomic

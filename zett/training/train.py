@@ -169,10 +169,11 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
-    from zett.training.rundir import check_train_config, prepare_run_dir, write_summary
+    from zett.training.rundir import check_train_config, prepare_run_dir, save_hydra_config, write_summary
 
     check_train_config(cfg)
     prepare_run_dir(cfg, run_dir)
+    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
 
