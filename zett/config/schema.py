@@ -243,14 +243,14 @@ class TransferConfig:
     target_tokenizer: str = MISSING  # asset name or path (HF dir, tokenizer.json, .model, .tiktoken, .gguf)
     method: str = "fvt"  # fvt | hypernet | lexical | random | focus | omp
     hypernet_path: str | None = None  # method=hypernet: a zett-train hypernet/ directory; null = the shipped one
-    finetuned_model: str | None = None  # a model fine-tuned from base_model (same vocabulary)
+    finetuned_model: str | None = None  # a model fine-tuned from base_model (same vocabulary): gets the predictions
     output_dir: str = MISSING  # must be new or empty
     overwrite: bool = False  # true: replace a non-empty output_dir whole (never merged)
     chunk_size: int = 8192  # target tokens predicted at once (bounds peak memory)
     max_pieces: int | None = None  # surface-form length; null = the hypernetwork's (7 for other methods)
-    keep_chat_template: bool = True
+    keep_chat_template: bool = True  # keep the base (or fine-tuned) model's chat template
     dtype: str | None = None  # null (base_model.load_dtype) | float32 | bfloat16 | float16
-    seed: int = 0
+    seed: int = 0  # lexical / random / focus sampling
     progress: bool = True
     donor_model: str | None = None  # method=omp: a model that already uses the target tokenizer
     omp: OmpConfig = field(default_factory=OmpConfig)
@@ -279,11 +279,15 @@ class EvalConfig:
     corpora: Any = field(default_factory=lambda: ["botchan"])  # corpus assets or local .txt/.jsonl files or dirs
     languages: Any = None  # multilingual corpora only, e.g. [en,de,fr,ru]
     methods: Any = field(default_factory=lambda: ["original", "fvt"])
-    hypernet_path: str | None = None  # method hypernet: a hypernet/ directory, 'untrained' (= FVT) or null (shipped)
+    # method hypernet: a hypernet/ directory, 'untrained' (= FVT) or null (the hypernetwork shipped for the base;
+    # method 'shipped' always uses that one)
+    hypernet_path: str | None = None
     hypernet_overrides: dict[str, Any] = field(default_factory=dict)  # ZettHypernetConfig fields (untrained)
-    tasks: Any = field(default_factory=list)  # BIG-bench multiple-choice tasks (lm-eval)
-    task_limit: int | None = None
-    task_root: str | None = None
+    # BIG-bench JSON multiple-choice tasks scored through lm-eval (acc, acc_norm, ...), e.g. [social_iqa,winowhy];
+    # task/subtask picks one subtask; needs the bigbench asset
+    tasks: Any = field(default_factory=list)
+    task_limit: int | None = None  # first N examples of each task (null = all)
+    task_root: str | None = None  # a local folder of BIG-bench task folders instead of the bigbench asset
     split: str = "test"
     max_bytes: int | None = 20000  # UTF-8 bytes per corpus (and per language); null = the whole split
     doc_bytes: int = 4096  # multilingual corpora: short strings joined into documents of this size
@@ -291,12 +295,12 @@ class EvalConfig:
     max_length: int = 512  # tokens per scoring window
     stride: int | None = None  # null = max_length / 2
     batch_size: int = 8
-    prefix: str = "bos"  # bos | eos | none
-    donor_model: str | None = None  # method omp
+    prefix: str = "bos"  # context token before each document: bos (else eos) | eos | none
+    donor_model: str | None = None  # method omp: a model already using the target tokenizer(s), e.g. gemma3-270m
     omp: OmpConfig = field(default_factory=OmpConfig)
     focus: EvalFocusConfig = field(default_factory=EvalFocusConfig)
     bootstrap: int = 1000  # paired bootstrap resamples for every delta's interval (0 = none)
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda (the load dtype is base_model.load_dtype)
     seed: int = 0
     plot: bool = True
     progress: bool = True
