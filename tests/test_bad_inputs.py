@@ -298,6 +298,8 @@ TRAIN_CASES = {
     "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
     "progress-bar-off": (["callbacks=default"], "trainer.enable_progress_bar"),
+    "lr-monitor-without-logger": (["callbacks=default", "trainer.enable_progress_bar=true", "logger=none"],
+                                  "callbacks.lr_monitor"),
     "schedule-phases": (["scheduler.learning_rates=[1e-3,1e-4]"], "scheduler.warmup_steps"),
     "balance": (["loss.balance=equal"], "loss.balance"),
     "mixed-type": (["data.batch_size=eight"], "data.batch_size"),

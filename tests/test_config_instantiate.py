@@ -304,5 +304,5 @@ def test_real_model_experiment_trains_one_step(option, tmp_path):
     from zett.training import train
 
     summary = train(cfg_of(f"experiment={option}", "trainer.max_steps=1", "validate_at_start=false", "export=false",
-                           "trainer.limit_val_batches=0", "logger=none", f"run_dir={tmp_path}"))
+                           "trainer.limit_val_batches=0", f"run_dir={tmp_path}"))
     assert summary["global_step"] == 1 and math.isfinite(summary["final_train_loss"])

@@ -162,6 +162,11 @@ def check_train_config(cfg) -> None:
     if bars and not trainer.get("enable_progress_bar", True):
         raise UserError(f"callbacks.{bars[0]} is a progress bar but trainer.enable_progress_bar=false; pass "
                         f"trainer.enable_progress_bar=true or callbacks.{bars[0]}=null")
+    monitors = [k for k, v in (c.get("callbacks") or {}).items()
+                if v and str(v.get("_target_", "")).endswith("LearningRateMonitor")]
+    if monitors and not c.get("logger"):
+        raise UserError(f"callbacks.{monitors[0]} logs the learning rate, which needs a logger, but logger=none; "
+                        f"pass logger=csv (or tensorboard/wandb) or callbacks.{monitors[0]}=null")
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])
