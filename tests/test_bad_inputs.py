@@ -143,6 +143,7 @@ TRANSFER_CASES = {
     "focus-binary": (["method=focus", "focus.corpus={files}/binary.txt"], "focus.corpus"),
     "focus-max-bytes": (["method=focus", "focus.max_bytes=-1"], "focus.max_bytes"),
     "output-is-a-file": (["output_dir={files}/a_file"], "output_dir"),
+    "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist/model"], "output_dir"),
     "output-not-empty": (["output_dir=existing"], "overwrite=true"),
     "overwrite-not-bool": (["overwrite=maybe", "output_dir=existing"], "overwrite"),
     "finetuned-missing": (["finetuned_model=/nowhere"], "finetuned_model"),
@@ -236,6 +237,7 @@ EVAL_CASES = {
     "unknown-group-option": (["base_model=no-such-preset"], "base_model"),
     "output-not-empty": (["output_dir=existing"], "overwrite=true"),
     "output-unset": (["output_dir=null"], "output_dir"),
+    "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist"], "output_dir"),
     "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
 }
 
@@ -297,6 +299,7 @@ TRAIN_CASES = {
     "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
     "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
+    "run-dir-cannot-be-created": (["run_dir=/proc/zett-cannot-exist"], "run_dir"),
     "progress-bar-off": (["callbacks=default"], "trainer.enable_progress_bar"),
     "lr-monitor-without-logger": (["callbacks=default", "trainer.enable_progress_bar=true", "logger=none"],
                                   "callbacks.lr_monitor"),

@@ -166,6 +166,10 @@ def train(cfg) -> dict:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_dir = resolve_run_dir(cfg)
+    if not run_dir.is_dir():
+        from zett.outputs import check_creatable
+
+        check_creatable(run_dir, "run_dir" if cfg.run_dir else "hydra.run.dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
