@@ -239,6 +239,7 @@ EVAL_CASES = {
     "output-unset": (["output_dir=null"], "output_dir"),
     "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist"], "output_dir"),
     "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
+    "device": (["device=tpu"], "device"),
 }
 
 
@@ -299,6 +300,7 @@ TRAIN_CASES = {
     "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
     "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
+    "by-language-monolingual": (["+data.sources.0.by_language=true"], "data.sources.0.by_language=True but"),
     "run-dir-cannot-be-created": (["run_dir=/proc/zett-cannot-exist"], "run_dir"),
     "progress-bar-off": (["callbacks=default"], "trainer.enable_progress_bar"),
     "lr-monitor-without-logger": (["callbacks=default", "trainer.enable_progress_bar=true", "logger=none"],

@@ -86,9 +86,14 @@ def test_composition_refuses_a_bogus_key(bogus_configs):
     from hydra.errors import ConfigCompositionException
 
     with initialize_config_dir(version_base="1.3", config_dir=str(bogus_configs)):
-        with pytest.raises(ConfigCompositionException, match="num_layerz"):
+        with pytest.raises(ConfigCompositionException, match="num_layerz") as e:
             compose("train", overrides=["hypernet=small"])
         compose("train", overrides=["hypernet=default"])  # the rest of the copy composes
+    from zett.cli.errors import composition_error
+
+    # the console scripts' last line names the key and the file that sets it
+    assert composition_error(str(e.value)).startswith(
+        "hypernet.num_layerz (set in configs/hypernet/small.yaml) is not a setting")
 
 
 def test_yaml_files_do_not_repeat_schema_defaults():

@@ -138,9 +138,11 @@ def composition_error(hydra_message: str) -> str:
     import re
 
     key = re.search(r"full_key: (\S+)", hydra_message)
+    where = re.search(r"^In '([^']+)':", hydra_message, re.M)  # a config file (not the command line) holds it
+    where = f" (set in configs/{where.group(1)}.yaml)" if where else ""
     override = re.search(r"(?:Error merging override|Could not override '?)\s*([^'\n]+)", hydra_message)
     if key and re.search(r"Key '[^']+' not in", hydra_message):
-        return (f"{key.group(1)} is not a setting of this command (zett/config/schema.py declares them all); check "
+        return (f"{key.group(1)}{where} is not a setting of this command (zett/config/schema.py declares them all); check "
                 "its spelling, or add a new key to a _target_ node with +key=value")
     if key:
         reason = next((line.strip() for line in hydra_message.splitlines()

@@ -91,6 +91,15 @@ def check_eval_config(c: dict) -> None:
     if c.get("stride") is not None and int(c["stride"]) > int(c["max_length"]):
         raise UserError(f"stride={c['stride']} is larger than max_length={c['max_length']}: text between windows "
                         "would never be scored; use stride <= max_length or stride=null")
+    if c["device"] != "auto":
+        import torch
+
+        try:
+            dev = torch.device(str(c["device"]))
+        except RuntimeError as e:
+            raise UserError(f"device={c['device']!r} is invalid: use auto, cpu or cuda (cuda:N)") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device={c['device']} but CUDA is not available here; use device=auto or device=cpu")
     if not isinstance(c["split"], str):
         raise UserError(f"split={c['split']!r} must be a split name, e.g. split=test")
     for corpus in corpora:

@@ -103,6 +103,15 @@ def check_train_config(cfg) -> None:
             for f in _files(str(source["path"]))[:100]:
                 if Path(f).suffix in (".txt", ".jsonl", ".json"):
                     check_text_head(Path(f), f"data.sources.{i}.path")
+    from zett.eval.texts import MULTILINGUAL
+
+    for i, source in enumerate(data.get("sources") or []):  # per-language settings need a multilingual corpus
+        if isinstance(source, dict) and source.get("corpus") and source["corpus"] not in MULTILINGUAL:
+            for key in ("by_language", "languages"):
+                if source.get(key):
+                    raise UserError(f"data.sources.{i}.{key}={source[key]} but corpus {source['corpus']} is "
+                                    f"monolingual (multilingual corpora: {', '.join(sorted(MULTILINGUAL))}); drop "
+                                    f"data.sources.{i}.{key}")
     val = data.get("validation") or {}
     positive(val, "n_sequences", "data.validation.")
     for key in ("span_chars", "block_size", "batch_size"):  # null: the data.* value
