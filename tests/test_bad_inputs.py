@@ -143,6 +143,7 @@ TRANSFER_CASES = {
     "focus-binary": (["method=focus", "focus.corpus={files}/binary.txt"], "focus.corpus"),
     "focus-max-bytes": (["method=focus", "focus.max_bytes=-1"], "focus.max_bytes"),
     "output-is-a-file": (["output_dir={files}/a_file"], "output_dir"),
+    "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist/model"], "output_dir"),
     "output-not-empty": (["output_dir=existing"], "overwrite=true"),
     "overwrite-not-bool": (["overwrite=maybe", "output_dir=existing"], "overwrite"),
     "finetuned-missing": (["finetuned_model=/nowhere"], "finetuned_model"),
@@ -236,7 +237,9 @@ EVAL_CASES = {
     "unknown-group-option": (["base_model=no-such-preset"], "base_model"),
     "output-not-empty": (["output_dir=existing"], "overwrite=true"),
     "output-unset": (["output_dir=null"], "output_dir"),
+    "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist"], "output_dir"),
     "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
+    "device": (["device=tpu"], "device"),
 }
 
 
@@ -297,6 +300,15 @@ TRAIN_CASES = {
     "data-latin1": (["data=local", "data.sources.0.path={files}/latin1.txt"], "data.sources.0.path"),
     "data-binary": (["data=local", "data.sources.0.path={files}/binary.txt"], "data.sources.0.path"),
     "previous-run": ([], "overwrite=true"),
+    "by-language-monolingual": (["+data.sources.0.by_language=true"], "data.sources.0.by_language=True but"),
+    "run-dir-cannot-be-created": (["run_dir=/proc/zett-cannot-exist"], "run_dir"),
+    "progress-bar-off": (["callbacks=default"], "trainer.enable_progress_bar"),
+    "lr-monitor-without-logger": (["callbacks=default", "trainer.enable_progress_bar=true", "logger=none"],
+                                  "callbacks.lr_monitor"),
+    "schedule-phases": (["scheduler.learning_rates=[1e-3,1e-4]"], "scheduler.warmup_steps"),
+    "balance": (["loss.balance=equal"], "loss.balance"),
+    "mixed-type": (["data.batch_size=eight"], "data.batch_size"),
+    "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
 }
 
 
@@ -308,13 +320,16 @@ def test_train_refuses(case, work, files, monkeypatch, capsys):
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")
     (run / "summary.json").write_text('{"global_step": 7}')
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 7  # the previous run's record\n")
     if case != "previous-run":
         run = work / "fresh"
     argv = ["experiment=debug", f"hydra.run.dir={run}", *args]
-    before = {k: v for k, v in tree(work).items() if ".hydra" not in k and not k.endswith(".log")}
+    before = {k: v for k, v in tree(work).items() if not k.endswith(".log")}
     code, err = call("zett.cli.train", "zett-train", argv, monkeypatch, capsys)
-    # Hydra itself writes .hydra/ and the job log into the run dir before zett runs: everything else is unchanged
-    after = {k: v for k, v in tree(work).items() if ".hydra" not in k and not k.endswith(".log")}
+    # Hydra opens the job log in the run dir before zett runs; everything else, the previous run's .hydra/
+    # included, is unchanged (zett writes .hydra/ only once the run directory is accepted)
+    after = {k: v for k, v in tree(work).items() if not k.endswith(".log")}
     after = {k: v for k, v in after.items() if not (k == "fresh")}
     before = {k: v for k, v in before.items() if not (k == "fresh")}
     if case == "unknown-option":
@@ -368,8 +383,8 @@ def test_console_scripts_one_line_no_traceback_and_debug_shows_it(tmp_path):
     assert run.stderr.strip().splitlines()[-1].startswith("zett-train: error: data.batch_size=0")
     run = script("zett-assets", ["fetch", "no-such-asset"], tmp_path)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "no-such-asset" in run.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # only Hydra's .hydra/ of the refused run
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [".hydra", "train.log"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # only Hydra's job log of the refused run
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["train.log"]
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
@@ -428,3 +443,34 @@ def test_every_shipped_train_option_passes_the_checks(group, tmp_path):
         if OmegaConf.is_missing(cfg.base_model, "path"):
             cfg.base_model.path = str(tmp_path)
         check_train_config(cfg)
+
+
+def test_refused_train_keeps_the_previous_runs_hydra_record_and_an_accepted_one_writes_it(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """A previous run's .hydra/ is hashed before and after a refused zett-train into its directory; a run that is
+    accepted gets Hydra's three files, recording its own overrides."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")
+    (run / ".hydra").mkdir()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run / ".hydra" / name).write_text(f"# the previous run's {name}\n")
+    before = tree(run / ".hydra")
+    code, err = call("zett.cli.train", "zett-train", ["experiment=debug", "seed=3", f"hydra.run.dir={run}"],
+                     monkeypatch, capsys)
+    assert code == 2 and "overwrite=true" in err.strip().splitlines()[-1]
+    assert tree(run / ".hydra") == before
+
+    fresh = tmp_path / "fresh"
+    args = ["experiment=debug", "seed=3", "trainer.max_steps=1", "validate_at_start=false", "export=false",
+            "logger=none", "trainer.limit_val_batches=0", f"hydra.run.dir={fresh}"]
+    code, err = call("zett.cli.train", "zett-train", args, monkeypatch, capsys)
+    assert code == 0, err[-2000:]
+    import yaml
+
+    assert sorted(p.name for p in (fresh / ".hydra").iterdir()) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert yaml.safe_load((fresh / ".hydra" / "overrides.yaml").read_text()) == [a for a in args
+                                                                                 if not a.startswith("hydra.")]
+    config = yaml.safe_load((fresh / ".hydra" / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["trainer"]["max_steps"] == 1 and "hydra" not in config
+    assert yaml.safe_load((fresh / ".hydra" / "hydra.yaml").read_text())["hydra"]["run"]["dir"] == str(fresh)

@@ -53,16 +53,31 @@ def check_output_dir(path, overwrite: bool = False, setting: str = "output_dir")
     if is_nonempty_dir(out) and not overwrite:
         raise OutputError(f"{setting}={path} already exists and is not empty; choose a new {setting} or pass "
                           "overwrite=true to replace it whole")
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{setting}={path}: cannot create it, {parent} is not writable; choose a writable "
-                          f"{setting}")
+    check_creatable(out, setting, path)
     if out.exists() and not os.access(out.absolute().parent, os.W_OK | os.X_OK):
         raise OutputError(f"{setting}={path}: its parent directory is not writable, so it cannot be replaced; "
                           f"choose a writable {setting}")
     return out
+
+
+def check_creatable(out: Path, setting: str, shown=None) -> None:
+    """Refuse ``out`` when its nearest existing ancestor does not take a new directory: not a directory, not
+    writable, a read-only mount or a pseudo file system such as /proc (tried with a probe directory, removed at
+    once: permission bits alone do not tell, e.g. for root)."""
+    import tempfile
+
+    shown = out if shown is None else shown
+    parent = Path(out).expanduser().absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{setting}={shown}: cannot create it, {parent} is not writable; choose a writable "
+                          f"{setting}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".zett-probe-", dir=parent))
+    except OSError as e:
+        raise OutputError(f"{setting}={shown}: cannot create it in {parent} ({e.strerror or e}); choose a writable "
+                          f"{setting}") from e
 
 
 def _pid_alive(pid: int) -> bool:

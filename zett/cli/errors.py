@@ -101,13 +101,58 @@ def hydra_entry(prog: str, hydra_main: Callable, task: Callable) -> Callable[[],
         if debug():
             os.environ.setdefault("HYDRA_FULL_ERROR", "1")
         task.entered = False
+        stderr = sys.stderr
+        sys.stderr = tee = _Tee(stderr)  # Hydra's composition error, to name the setting in our last line
         try:
             hydra_main()
         except SystemExit as e:
             if e.code == 1 and not getattr(task, "entered", True):
-                print(f"{prog}: error: the command line is not a valid configuration (Hydra's message above names "
-                      "the key or option); check the spelling of each key=value and group=option", file=sys.stderr)
+                print(f"{prog}: error: {composition_error(''.join(tee.seen))}", file=stderr)
                 sys.exit(EXIT_USER_ERROR)
             raise
+        finally:
+            sys.stderr = stderr
 
     return main
+
+
+class _Tee:
+    """A text stream writing through to ``stream`` and keeping the first 64 kB written (Hydra's own message)."""
+
+    def __init__(self, stream):
+        self.stream, self.seen, self._size = stream, [], 0
+
+    def write(self, text: str) -> int:
+        if self._size < 1 << 16:
+            self.seen.append(text)
+            self._size += len(text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def composition_error(hydra_message: str) -> str:
+    """One line naming the setting from Hydra's composition error (a key no schema declares, a value of the wrong
+    type, an unknown group option); the schemas are in ``zett/config/schema.py``."""
+    import re
+
+    key = re.search(r"full_key: (\S+)", hydra_message)
+    where = re.search(r"^In '([^']+)':", hydra_message, re.M)  # a config file (not the command line) holds it
+    where = f" (set in configs/{where.group(1)}.yaml)" if where else ""
+    override = re.search(r"(?:Error merging override|Could not override '?)\s*([^'\n]+)", hydra_message)
+    if key and re.search(r"Key '[^']+' not in", hydra_message):
+        return (f"{key.group(1)}{where} is not a setting of this command (zett/config/schema.py declares them all); check "
+                "its spelling, or add a new key to a _target_ node with +key=value")
+    if key:
+        reason = next((line.strip() for line in hydra_message.splitlines()
+                       if "could not be converted" in line or "is not a valid" in line or "Value '" in line), "")
+        shown = override.group(1).strip() if override else key.group(1)
+        return (f"{shown} is invalid: {reason.rstrip('.') or 'wrong type'}; give {key.group(1)} a value of the type "
+                "zett/config/schema.py declares for it")
+    option = re.search(r"Could not find '([^']+)'", hydra_message)
+    if option:
+        return (f"unknown config option {option.group(1)} (Hydra's message above lists the available ones); check "
+                "the spelling of each group=option")
+    return ("the command line is not a valid configuration (Hydra's message above names the key or option); check "
+            "the spelling of each key=value and group=option")

@@ -9,8 +9,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from zett.cli.errors import UserError, hydra_entry, user_errors_exit
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from zett.config import CONFIG_DIR  # importing zett.config registers the schemas
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     from zett.training.base import load_base_from_config
 
     c = OmegaConf.to_container(cfg, resolve=True)
-    focus = c.get("focus") or {}
+    focus = c["focus"]
     bm = c["base_model"]
     if not isinstance(bm, dict):
         raise UserError(f"base_model must be a configs/base_model option (e.g. base_model=smollm2-135m), got {bm!r}; "
@@ -43,34 +42,34 @@ def evaluate(cfg: DictConfig) -> list[dict]:
     from zett.cli.eval_checks import check_eval_config, check_finite_records
 
     check_eval_config(c)
-    model, tokenizer = load_base_from_config(bm, seed=c.get("seed", 0))
-    base_tokenizer = c.get("base_tokenizer") or tokenizer
+    model, tokenizer = load_base_from_config(bm, seed=c["seed"])
+    base_tokenizer = c["base_tokenizer"] or tokenizer
     records = run_evaluation(
-        model, [str(t) for t in _list(c.get("targets"), "targets")],
-        [str(x) for x in _list(c.get("corpora"), "corpora")], [str(m) for m in _list(c.get("methods"), "methods")],
+        model, [str(t) for t in _list(c["targets"], "targets")],
+        [str(x) for x in _list(c["corpora"], "corpora")], [str(m) for m in _list(c["methods"], "methods")],
         base_tokenizer=base_tokenizer, base_label=label(bm.get("path") or bm["name"]),
-        languages=[str(x) for x in _list(c.get("languages"), "languages")] or None,
-        max_bytes=c.get("max_bytes"), split=c.get("split", "test"), doc_bytes=c.get("doc_bytes", 4096),
-        parallel=c.get("parallel", True), hypernet=c.get("hypernet_path"),
-        hypernet_overrides=c.get("hypernet_overrides") or {},
-        focus=FocusSettings(corpora=focus.get("corpora"), max_bytes=focus.get("max_bytes", 300_000),
-                            options=dict(focus.get("options") or {})),
-        score=ScoreSettings(max_length=c.get("max_length", 512), stride=c.get("stride"),
-                            batch_size=c.get("batch_size", 8), prefix=c.get("prefix", "bos")),
-        device=c.get("device", "auto"), seed=c.get("seed", 0),
-        progress=c.get("progress", True),
-        tasks=TaskSettings(tasks=[str(t) for t in _list(c.get("tasks"), "tasks")], limit=c.get("task_limit"),
-                           root=c.get("task_root"), batch_size=c.get("batch_size", 8)),
-        donor_model=c.get("donor_model"), omp=dict(c.get("omp") or {}),
+        languages=[str(x) for x in _list(c["languages"], "languages")] or None,
+        max_bytes=c["max_bytes"], split=c["split"], doc_bytes=c["doc_bytes"],
+        parallel=c["parallel"], hypernet=c["hypernet_path"],
+        hypernet_overrides=c["hypernet_overrides"],
+        focus=FocusSettings(corpora=focus["corpora"], max_bytes=focus["max_bytes"],
+                            options=dict(focus["options"])),
+        score=ScoreSettings(max_length=c["max_length"], stride=c["stride"],
+                            batch_size=c["batch_size"], prefix=c["prefix"]),
+        device=c["device"], seed=c["seed"],
+        progress=c["progress"],
+        tasks=TaskSettings(tasks=[str(t) for t in _list(c["tasks"], "tasks")], limit=c["task_limit"],
+                           root=c["task_root"], batch_size=c["batch_size"]),
+        donor_model=c["donor_model"], omp=dict(c["omp"]),
     )
     add_deltas(records)
-    add_intervals(records, n_boot=int(c.get("bootstrap", 1000) or 0), seed=c.get("seed", 0))
+    add_intervals(records, n_boot=int(c["bootstrap"]), seed=c["seed"])
     check_finite_records(records)
     from zett.outputs import atomic_dir
 
     out = Path(str(c["output_dir"])).expanduser()
-    with atomic_dir(out, overwrite=bool(c.get("overwrite", False))) as tmp:  # results appear whole, never merged
-        paths = write_results(records, tmp, plot_png=c.get("plot", True))
+    with atomic_dir(out, overwrite=bool(c["overwrite"])) as tmp:  # results appear whole, never merged
+        paths = write_results(records, tmp, plot_png=c["plot"])
         (tmp / "eval_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     paths = {k: out / p.name for k, p in paths.items()} | {"config": out / "eval_config.yaml"}
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))

@@ -91,23 +91,36 @@ def check_eval_config(c: dict) -> None:
     if c.get("stride") is not None and int(c["stride"]) > int(c["max_length"]):
         raise UserError(f"stride={c['stride']} is larger than max_length={c['max_length']}: text between windows "
                         "would never be scored; use stride <= max_length or stride=null")
-    if not isinstance(c.get("split", "test"), str):
-        raise UserError(f"split={c.get('split')!r} must be a split name, e.g. split=test")
+    if c["device"] != "auto":
+        import torch
+
+        try:
+            dev = torch.device(str(c["device"]))
+        except RuntimeError as e:
+            raise UserError(f"device={c['device']!r} is invalid: use auto, cpu or cuda (cuda:N)") from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"device={c['device']} but CUDA is not available here; use device=auto or device=cpu")
+    if not isinstance(c["split"], str):
+        raise UserError(f"split={c['split']!r} must be a split name, e.g. split=test")
     for corpus in corpora:
         check_corpus(corpus, "corpora")
     if languages and not any(x in MULTILINGUAL for x in corpora):
         raise UserError(f"languages={languages} but no corpus in corpora={corpora} is multilingual (those are "
                         f"{', '.join(sorted(MULTILINGUAL))}); drop languages= or add a multilingual corpus")
-    focus = c.get("focus") or {}
+    focus = c["focus"]
     if "focus" in methods:
         positive(focus, "max_bytes", "focus.", example=300000)
         focus_corpora = _as_list(focus.get("corpora"), "focus.corpora")
-        if not focus_corpora:
-            local = [x for x in corpora if _is_local(x)]
-            if local:
-                raise UserError(f"method focus would train on the text it is scored on: corpora {local} are "
-                                "local files, which have no separate train split; pass FOCUS training text with "
-                                "focus.corpora=[<other file or corpus asset>]")
+        if not focus_corpora:  # local corpora are split by document: FOCUS trains on one part, scores use the other
+            from zett.eval.texts import _local_corpus, local_part
+
+            for x in corpora:
+                if _is_local(x):
+                    try:
+                        local_part(_local_corpus(Path(x).expanduser()), "train", f"corpora: {x}")
+                    except ValueError as e:
+                        raise UserError(f"focus.corpora is unset and method focus trains on a held-out part of "
+                                        f"each local corpus, but {e}") from e
         for x in focus_corpora:
             check_corpus(x, "focus.corpora")
             if _is_local(x) and any(_is_local(y) and Path(y).expanduser().resolve() == Path(x).expanduser().resolve()

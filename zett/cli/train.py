@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 
 from zett.cli.errors import hydra_entry, user_errors_exit
+from zett.config import CONFIG_DIR as _CONFIG_DIR  # importing zett.config registers the schemas
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
+CONFIG_DIR = str(_CONFIG_DIR)
 
 
 @user_errors_exit("zett-train")

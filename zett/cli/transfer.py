@@ -12,8 +12,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from zett.cli.errors import UserError, hydra_entry, user_errors_exit
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+from zett.config import CONFIG_DIR  # importing zett.config registers the schemas
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def _focus_texts(focus: dict) -> list[str]:
     else:
         from zett import assets
 
-        texts = list(assets.load_corpus(str(corpus), split=focus.get("split", "train"))["text"])
+        texts = list(assets.load_corpus(str(corpus), split=focus["split"])["text"])
     from zett.cli.validate import positive
 
     budget, out = int(positive(focus, "max_bytes", "focus.", allow_none=True) or 0), []
@@ -77,12 +76,12 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     c.pop("hydra", None)
     target = _required(c, "target_tokenizer", "gpt2")
     output_dir = _required(c, "output_dir", "out/my-model")
-    method = str(c.get("method", "fvt"))
+    method = str(c["method"])
     from zett.transfer import METHODS
 
     if method not in METHODS:
         raise ConfigError(f"unknown transfer method {method!r}; use one of {', '.join(METHODS)}")
-    dtype = c.get("dtype")
+    dtype = c["dtype"]
     if dtype is not None:
         if str(dtype) not in DTYPES:
             raise ConfigError(f"dtype={dtype!r} is unknown; use one of float32, bfloat16, float16 or null")
@@ -92,37 +91,37 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     check_output_dir(output_dir, overwrite)
     chunk_size = int(positive(c, "chunk_size"))
     max_pieces = positive(c, "max_pieces", allow_none=True)
-    if method == "hypernet" and c.get("hypernet_path"):  # none given: the one shipped for the base (checked below)
+    if method == "hypernet" and c["hypernet_path"]:  # none given: the one shipped for the base (checked below)
         check_hypernet_dir(c["hypernet_path"])
     check_tokenizer(target, "target_tokenizer")
-    if c.get("base_tokenizer"):
+    if c["base_tokenizer"]:
         check_tokenizer(c["base_tokenizer"], "base_tokenizer")
-    if c.get("finetuned_model") and not Path(str(c["finetuned_model"])).expanduser().exists():
+    if c["finetuned_model"] and not Path(str(c["finetuned_model"])).expanduser().exists():
         from zett import assets
 
         if str(c["finetuned_model"]) not in assets.REGISTRY:
             raise ConfigError(f"finetuned_model={c['finetuned_model']} does not exist; pass a local Hugging Face "
                               "model directory or a model asset")
-    check_base_model(c.get("base_model"))
-    focus_texts = _focus_texts(c.get("focus") or {}) if method == "focus" else None
-    base, base_tok = _load_base(c.get("base_model"), c.get("base_tokenizer"), int(c.get("seed") or 0))
+    check_base_model(c["base_model"])
+    focus_texts = _focus_texts(c["focus"]) if method == "focus" else None
+    base, base_tok = _load_base(c["base_model"], c["base_tokenizer"], int(c["seed"]))
     if dtype is not None:
         base = base.to(dtype)
     kwargs = {}
     if method == "focus":
-        kwargs = {"texts": focus_texts, **((c.get("focus") or {}).get("options") or {})}
+        kwargs = {"texts": focus_texts, **c["focus"]["options"]}
     if method == "omp":
-        kwargs = {"donor_model": c.get("donor_model"), **(c.get("omp") or {})}
-    hypernet = c.get("hypernet_path")
+        kwargs = {"donor_model": c["donor_model"], **c["omp"]}
+    hypernet = c["hypernet_path"]
     if method == "hypernet" and (not hypernet or str(hypernet) == "shipped"):
         from zett import hypernets
 
         hypernet = hypernets.require_for_base(base, "hypernet_path")
     model, tok = transfer(
         base, target, method=method, hypernet=hypernet, base_tokenizer=base_tok,
-        finetuned_model=c.get("finetuned_model"), inplace=True,
-        chunk_size=chunk_size, max_pieces=max_pieces, seed=int(c.get("seed") or 0),
-        progress=bool(c.get("progress", True)), dtype=dtype, keep_chat_template=bool(c.get("keep_chat_template", True)),
+        finetuned_model=c["finetuned_model"], inplace=True,
+        chunk_size=chunk_size, max_pieces=max_pieces, seed=int(c["seed"]),
+        progress=bool(c["progress"]), dtype=dtype, keep_chat_template=bool(c["keep_chat_template"]),
         **kwargs)
     out = save_transferred(model, tok, output_dir, overwrite=overwrite)
     info = model.zett_transfer_info

@@ -66,8 +66,10 @@ def _fingerprint(model) -> tuple:
 
 
 def text_sets(corpora: list[str], languages: list[str] | None, max_bytes: int | None, split: str = "test",
-              doc_bytes: int = 4096, parallel: bool = True) -> dict[tuple[str, str | None], list[str]]:
-    """(corpus label, language) -> evaluation documents, identical for every tokenizer and method."""
+              doc_bytes: int = 4096, parallel: bool = True,
+              local_split: bool = False) -> dict[tuple[str, str | None], list[str]]:
+    """(corpus label, language) -> evaluation documents, identical for every tokenizer and method.
+    ``local_split``: local corpora give only the scored part of their split by document (FOCUS trains on the rest)."""
     out = {}
     for corpus in corpora:
         multilingual = corpus in MULTILINGUAL
@@ -75,7 +77,7 @@ def text_sets(corpora: list[str], languages: list[str] | None, max_bytes: int | 
             if multilingual and lang is None:
                 raise EvalConfigError(f"corpus {corpus!r} is multilingual; set languages=[en,de,fr,...]")
             texts = eval_texts(corpus, max_bytes, split=split, language=lang, languages=languages,
-                               doc_bytes=doc_bytes, parallel=parallel)
+                               doc_bytes=doc_bytes, parallel=parallel, local_split=local_split)
             if not texts:
                 raise EvalConfigError(f"corpus {corpus!r} (language {lang}, split {split}) gave no text; "
                                       "choose another split/language or raise max_bytes")
@@ -84,8 +86,11 @@ def text_sets(corpora: list[str], languages: list[str] | None, max_bytes: int | 
 
 
 def focus_texts(settings: FocusSettings, corpora: list[str], languages: list[str] | None) -> list[str]:
-    """FOCUS training text: the ``train`` split of each corpus, ``max_bytes`` shared equally between them."""
+    """FOCUS training text: the ``train`` split of each corpus, ``max_bytes`` shared equally between them. Without
+    ``settings.corpora`` these are the evaluated corpora, and a local one gives the train part of its split by
+    document (``zett.eval.texts.local_part``); the scores use the other part."""
     names = settings.corpora or corpora
+    local_split = not settings.corpora
     parts = []
     for corpus in names:
         for lang in (languages or [None]) if corpus in MULTILINGUAL else [None]:
@@ -93,7 +98,8 @@ def focus_texts(settings: FocusSettings, corpora: list[str], languages: list[str
     share = settings.max_bytes // max(len(parts), 1)
     texts = []
     for corpus, lang in parts:
-        texts += eval_texts(corpus, share, split="train", language=lang, languages=None, parallel=False)
+        texts += eval_texts(corpus, share, split="train", language=lang, languages=None, parallel=False,
+                            local_split=local_split)
     return texts
 
 
@@ -209,7 +215,9 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
     base_label = base_label or label(base_model if base_tokenizer is None or not isinstance(base_tokenizer, str)
                                      else base_tokenizer)
     log.info("loaded base model %s in %.1fs", base_label, time.perf_counter() - t0)
-    sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel)
+    # FOCUS trained on the evaluated corpora: local ones are scored on the part of their documents it never sees
+    sets = text_sets(corpora, languages, max_bytes, split, doc_bytes, parallel,
+                     local_split="focus" in methods and not focus.corpora)
     tasks = tasks or TaskSettings()
     if not sets and not tasks.tasks:
         raise EvalConfigError("nothing to evaluate: set corpora=[botchan,...] and/or tasks=[social_iqa,...]")

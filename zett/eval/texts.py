@@ -9,10 +9,15 @@ same order), so per-language numbers compare like with like.
 
 A corpus is a zett asset name (``zett-assets list``) or a local ``.txt`` file (one document), a ``.jsonl`` file
 (one document per line, ``text`` field) or a directory of ``.txt`` files.
+
+A local corpus has no splits of its own. When FOCUS must train on it (method ``focus`` without ``focus.corpora``),
+its documents are split in two by :func:`local_part`, deterministically and by document: FOCUS trains on the
+``train`` part and every method is scored on the ``test`` part, so no scored byte was seen in training.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -75,6 +80,34 @@ def _local_corpus(path: Path) -> list[str]:
     return [path.read_text(encoding="utf-8")]
 
 
+# Share of a local corpus's distinct documents in the FOCUS training part of the split (the rest is scored).
+LOCAL_TRAIN_FRACTION = 0.5
+
+
+def local_part(docs: list[str], part: str, where: str = "corpus") -> list[str]:
+    """The documents of ``part`` (``train`` | ``test``) of a local corpus, in stored order.
+
+    The distinct documents are ranked by the sha256 of their UTF-8 text; the first ``LOCAL_TRAIN_FRACTION`` of them
+    (rounded, at least one, at most all but one) are ``train``, the rest ``test``. The split depends on the texts only
+    (not on their order or on any seed), and copies of a document always fall in the same part."""
+    if part not in ("train", "test"):
+        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+    distinct = sorted(set(docs), key=lambda t: hashlib.sha256(t.encode("utf-8")).hexdigest())
+    if len(distinct) < 2:
+        raise EvalDataError(f"{where} holds {len(distinct)} distinct document(s): it cannot be split into FOCUS "
+                            "training text and scored text; give a .jsonl (one document per line) or a directory "
+                            "of .txt files, or FOCUS training text with focus.corpora=[...]")
+    n_train = min(max(round(len(distinct) * LOCAL_TRAIN_FRACTION), 1), len(distinct) - 1)
+    train = set(distinct[:n_train])
+    return [d for d in docs if (d in train) == (part == "train")]
+
+
+def is_local(corpus: str) -> bool:
+    """Whether ``corpus`` names a local file or directory (else an asset name)."""
+    path = Path(corpus).expanduser()
+    return path.exists() and bool(path.suffix or path.is_dir())
+
+
 @lru_cache(maxsize=16)
 def _rows(corpus: str, split: str) -> tuple[tuple[str, str | None, str | None], ...]:
     """(text, language, parallel key) rows of an asset corpus split, cached: glib/gtk parse ~100 catalogs."""
@@ -93,15 +126,21 @@ def corpus_label(corpus: str) -> str:
 
 
 def eval_texts(corpus: str, max_bytes: int | None = None, split: str = "test", language: str | None = None,
-               languages: list[str] | None = None, doc_bytes: int = 4096, parallel: bool = True) -> list[str]:
+               languages: list[str] | None = None, doc_bytes: int = 4096, parallel: bool = True,
+               local_split: bool = False) -> list[str]:
     """The evaluation documents of ``corpus`` (see the module docstring).
 
     ``language``: the language to read from a multilingual corpus (required there). ``languages``: all languages
     of this evaluation, used with ``parallel=True`` to keep only strings present in each of them.
+    ``local_split``: a local corpus gives only the ``train`` part (``split="train"``) or else the ``test`` part of
+    its split by document (:func:`local_part`); asset corpora use their own splits either way.
     """
     path = Path(corpus).expanduser()
-    if path.exists() and (path.suffix or path.is_dir()):
-        return take_bytes(_local_corpus(path), max_bytes)
+    if is_local(corpus):
+        docs = _local_corpus(path)
+        if local_split:
+            docs = local_part(docs, "train" if split == "train" else "test", f"corpus {corpus}")
+        return take_bytes(docs, max_bytes)
     from zett.assets import AssetError
 
     try:

@@ -50,9 +50,12 @@ def load_base_from_config(node, seed: int = 0):
     if isinstance(node, str):
         node = {"name": node}
     check_base_model(node)
-    node = dict(node)
-    return load_base(str(node.get("name") or ""), node.get("path"), str(node.get("kind") or "causal"),
-                     str(node.get("load_dtype") or "float32"), node.get("tiny"), seed=seed)
+    # a plain dict or name gets the schema's defaults (zett.config.schema.BaseModelConfig), like a composed node
+    from zett.config.schema import BaseModelConfig
+
+    node = {k: v for k, v in vars(BaseModelConfig()).items() if v != "???"} | dict(node)
+    return load_base(str(node.get("name") or ""), node.get("path"), str(node["kind"]), str(node["load_dtype"]),
+                     node["tiny"], seed=seed)
 
 
 def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: str = "float32",

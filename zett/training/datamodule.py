@@ -141,7 +141,7 @@ class ZettDataModule(pl.LightningDataModule):
             if tok_name not in tokenizers:
                 tok = self.base_tokenizer if tok_name == "base" else load_tokenizer(tok_name)
                 tokenizers[tok_name] = FixedTokenizerCollator(
-                    tok, self.base_tokenizer, v.get("block_size", self.block_size), self.max_pieces, self.bucket,
+                    tok, self.base_tokenizer, v.get("block_size") or self.block_size, self.max_pieces, self.bucket,
                     self.objective, self.mlm_probability, self.seed, n_base_rows=self.n_base_rows)
             if text_name not in texts:
                 spec = v["texts"][text_name]
@@ -150,7 +150,7 @@ class ZettDataModule(pl.LightningDataModule):
                     raise DataConfigError(f"validation text {text_name!r} must be one source (no by_language)")
                 texts[text_name] = HeldOutTexts.from_source(
                     text_name, sources[0], int(v.get("n_sequences", 32)),
-                    int(v.get("span_chars", self.span_chars)), self.separator)
+                    int(v.get("span_chars") or self.span_chars), self.separator)
             out.append((f"{tok_name}/{text_name}", tokenizers[tok_name], texts[text_name]))
         return out
 
@@ -179,7 +179,7 @@ class ZettDataModule(pl.LightningDataModule):
         return TeacherAligner(self.base_tokenizer, self.alignment_modes, self.block_size)
 
     def val_dataloader(self):
-        bs = int(self.validation.get("batch_size", self.batch_size))
+        bs = int(self.validation.get("batch_size") or self.batch_size)
         workers = self.val_num_workers
         return [torch.utils.data.DataLoader(texts, batch_size=bs, shuffle=False, collate_fn=collator,
                                             num_workers=workers, pin_memory=self.pin_memory,

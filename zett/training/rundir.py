@@ -35,7 +35,7 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
     if ckpt and not Path(str(ckpt)).expanduser().is_file():
         raise MissingInputError(f"ckpt_path={ckpt} does not exist; give a checkpoint of this run "
                         "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
-    overwrite = cfg.get("overwrite", False)
+    overwrite = cfg.overwrite
     if not isinstance(overwrite, bool):
         raise UserError(f"overwrite={overwrite!r} is invalid: use overwrite=true or overwrite=false")
     if launched_rank():
@@ -50,6 +50,27 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
     for name in found:
         p = run_dir / name
         shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def save_hydra_config(cfg) -> Path | None:
+    """Hydra's record of the run (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml`` in its output dir),
+    written by zett once the run directory was accepted: ``configs/train.yaml`` sets ``hydra.output_subdir: null``
+    so that a refused run never rewrites the record of the run already there. Rank 0 only; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from zett.outputs import write_text_atomic
+
+    if not HydraConfig.initialized() or launched_rank():
+        return None
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir) / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if "hydra" in cfg else cfg
+    write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(task))
+    write_text_atomic(out / "hydra.yaml", OmegaConf.to_yaml(OmegaConf.create({"hydra": hc})))
+    write_text_atomic(out / "overrides.yaml", OmegaConf.to_yaml(hc.overrides.task))
+    return out
 
 
 def write_summary(run_dir: Path, summary: dict) -> Path:
@@ -82,10 +103,30 @@ def check_train_config(cfg) -> None:
             for f in _files(str(source["path"]))[:100]:
                 if Path(f).suffix in (".txt", ".jsonl", ".json"):
                     check_text_head(Path(f), f"data.sources.{i}.path")
+    from zett.eval.texts import MULTILINGUAL
+
+    for i, source in enumerate(data.get("sources") or []):  # per-language settings need a multilingual corpus
+        if isinstance(source, dict) and source.get("corpus") and source["corpus"] not in MULTILINGUAL:
+            for key in ("by_language", "languages"):
+                if source.get(key):
+                    raise UserError(f"data.sources.{i}.{key}={source[key]} but corpus {source['corpus']} is "
+                                    f"monolingual (multilingual corpora: {', '.join(sorted(MULTILINGUAL))}); drop "
+                                    f"data.sources.{i}.{key}")
     val = data.get("validation") or {}
-    for key in ("n_sequences", "span_chars", "batch_size"):
-        if key in val:
-            positive(val, key, "data.validation.")
+    positive(val, "n_sequences", "data.validation.")
+    for key in ("span_chars", "block_size", "batch_size"):  # null: the data.* value
+        positive(val, key, "data.validation.", allow_none=True)
+    from zett.config.schema import SOURCE_KEYS
+
+    texts = {f"data.validation.texts.{k}": v for k, v in (val.get("texts") or {}).items()}
+    for where, source in {**{f"data.sources.{i}": s for i, s in enumerate(data.get("sources") or [])},
+                          **texts}.items():
+        unknown = sorted(set(source) - set(SOURCE_KEYS)) if isinstance(source, dict) else None
+        if unknown is None:
+            raise UserError(f"{where}={source!r} is invalid: a source is a mapping, e.g. {{corpus: botchan, "
+                            "split: train}} or {path: /data/my_corpus.txt}")
+        if unknown:
+            raise UserError(f"{where}.{unknown[0]} is not a source setting; use {', '.join(SOURCE_KEYS)}")
     hn = c.get("hypernet") or {}
     positive(hn, "max_pieces", "hypernet.", allow_none=True, example=7)
     positive(hn, "num_layers", "hypernet.", allow_none=True)
@@ -97,7 +138,7 @@ def check_train_config(cfg) -> None:
     objective = loss.get("objective")
     if objective not in ("clm", "mlm"):
         raise UserError(f"loss.objective={objective!r} is invalid: use clm or mlm")
-    kind = (c.get("base_model") or {}).get("kind", "causal") if isinstance(c.get("base_model"), dict) else "causal"
+    kind = c["base_model"]["kind"]
     if (objective == "mlm") != (kind == "masked"):
         raise UserError(f"loss.objective={objective} does not fit base_model.kind={kind}: use loss=mlm for masked "
                         "base models and a clm loss (e.g. loss=clm_lexical) for causal ones")
@@ -111,6 +152,30 @@ def check_train_config(cfg) -> None:
         if objective == "mlm" and target.startswith("zett.training.distill"):
             raise UserError(f"loss.terms.{name} is a distillation term, which needs a causal base "
                             "(loss.objective=clm); drop it for loss.objective=mlm")
+    from zett.cli.validate import one_of
+
+    one_of(c["base_model"], "device_dtype", ("auto", "float32", "bfloat16", "float16"), "base_model.")
+    one_of(loss, "balance", ("fixed", "gradmag"), "loss.")
+    sched = c["scheduler"]
+    if not sched["learning_rates"] or len(sched["learning_rates"]) != len(sched["warmup_steps"]):
+        raise UserError(f"scheduler.learning_rates={sched['learning_rates']} and scheduler.warmup_steps="
+                        f"{sched['warmup_steps']} must be non-empty lists of the same length (one warm-up per phase)")
+    if any(not 0 < lr < 1 for lr in sched["learning_rates"]) or any(w < 0 for w in sched["warmup_steps"]):
+        raise UserError(f"scheduler.learning_rates={sched['learning_rates']} must lie in (0, 1) and "
+                        f"scheduler.warmup_steps={sched['warmup_steps']} be >= 0")
+    if not 0 <= sched["alpha"] <= 1:
+        raise UserError(f"scheduler.alpha={sched['alpha']} is invalid: the final rate's fraction must be in [0, 1]")
+    if data["alpha"] < 0:
+        raise UserError(f"data.alpha={data['alpha']} is invalid: the size exponent must be >= 0")
+    bars = [k for k, v in (c.get("callbacks") or {}).items() if v and "ProgressBar" in str(v.get("_target_", ""))]
+    if bars and not trainer.get("enable_progress_bar", True):
+        raise UserError(f"callbacks.{bars[0]} is a progress bar but trainer.enable_progress_bar=false; pass "
+                        f"trainer.enable_progress_bar=true or callbacks.{bars[0]}=null")
+    monitors = [k for k, v in (c.get("callbacks") or {}).items()
+                if v and str(v.get("_target_", "")).endswith("LearningRateMonitor")]
+    if monitors and not c.get("logger"):
+        raise UserError(f"callbacks.{monitors[0]} logs the learning rate, which needs a logger, but logger=none; "
+                        f"pass logger=csv (or tensorboard/wandb) or callbacks.{monitors[0]}=null")
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from zett.config import CONFIG_DIR  # noqa: F401 - re-exported; importing zett.config registers the schemas
+
 log = logging.getLogger("zett.train")
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 def resolve_run_dir(cfg) -> Path:
@@ -81,33 +82,42 @@ def _export(trainer, module, out_dir: Path) -> Path | None:
     return None
 
 
+def build_hypernet(cfg, base):
+    """The hypernetwork to train: ``init_hypernet`` (a directory or ``shipped``) or a new one for ``base`` from the
+    ``hypernet`` group (null values: derived from the base model)."""
+    from omegaconf import OmegaConf
+
+    from zett.models import ZettHypernet
+
+    if cfg.init_hypernet == "shipped":
+        from zett import hypernets
+
+        return hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
+    if cfg.init_hypernet:
+        hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
+        hypernet.check_compatible(base)
+        return hypernet
+    overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
+    return ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
+
+
 def build(cfg, run_dir: Path):
     """Instantiate (base model, tokenizer, module, datamodule, trainer) from ``cfg``."""
     import pytorch_lightning as pl
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from zett.models import ZettHypernet
     from zett.training.base import load_base_from_config
     from zett.training.module import ZettTrainingModule
 
     pl.seed_everything(int(cfg.seed), workers=True)
     bm = cfg.base_model
     base, tokenizer = load_base_from_config(bm, int(cfg.seed))
-    if bm.get("activation_checkpointing"):
+    if bm.activation_checkpointing:
         from zett.training.base import enable_activation_checkpointing
 
         log.info("activation checkpointing on %d layers of the base model", enable_activation_checkpointing(base))
-    if cfg.get("init_hypernet") == "shipped":
-        from zett import hypernets
-
-        hypernet = hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
-    elif cfg.get("init_hypernet"):
-        hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
-        hypernet.check_compatible(base)
-    else:
-        overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
-        hypernet = ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
+    hypernet = build_hypernet(cfg, base)
     hypernet.train()
     max_pieces = int(hypernet.config.max_pieces)
 
@@ -128,12 +138,12 @@ def build(cfg, run_dir: Path):
     scheduler.setdefault("total_steps", int(cfg.trainer.max_steps))
     module = ZettTrainingModule(
         base, hypernet, losses, optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True), scheduler=scheduler,
-        objective=objective, val_names=datamodule.val_names, base_dtype=str(bm.get("device_dtype", "auto")),
-        ce_max_chunk_elements=int(cfg.get("ce_max_chunk_elements", 1 << 24)), seed=int(cfg.seed),
-        balance=str(cfg.loss.get("balance", "fixed")), base_tokenizer=tokenizer,
+        objective=objective, val_names=datamodule.val_names, base_dtype=str(bm.device_dtype),
+        ce_max_chunk_elements=int(cfg.ce_max_chunk_elements), seed=int(cfg.seed),
+        balance=str(cfg.loss.balance), base_tokenizer=tokenizer,
         **_throughput_options(cfg))
-    loggers = _instantiate_all(cfg.get("logger"))
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.logger)
+    callbacks = _instantiate_all(cfg.callbacks)
     from zett.training.checkpoint import ValidationSummary
 
     callbacks.append(ValidationSummary(run_dir))  # summary.json records every validation, even of a killed run
@@ -142,13 +152,11 @@ def build(cfg, run_dir: Path):
 
 
 def _throughput_options(cfg) -> dict:
-    """Optional top-level keys of the training step (issue 11; absent = defaults): ce_matmul_dtype (auto |
-    float32 | bfloat16), allow_tf32, nonfinite_check_every (steps; null = trainer.log_every_n_steps),
-    compile_hypernet (false | true | a torch.compile backend name)."""
+    """The training step's options (zett.config.schema.TrainConfig; null = the module's defaults)."""
     out = {}
     for key in ("ce_matmul_dtype", "allow_tf32", "nonfinite_check_every", "compile_hypernet"):
-        if cfg.get(key) is not None:
-            out[key] = cfg.get(key)
+        if cfg[key] is not None:
+            out[key] = cfg[key]
     return out
 
 
@@ -158,27 +166,32 @@ def train(cfg) -> dict:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_dir = resolve_run_dir(cfg)
+    if not run_dir.is_dir():
+        from zett.outputs import check_creatable
+
+        check_creatable(run_dir, "run_dir" if cfg.run_dir else "hydra.run.dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
-    from zett.training.rundir import check_train_config, prepare_run_dir, write_summary
+    from zett.training.rundir import check_train_config, prepare_run_dir, save_hydra_config, write_summary
 
     check_train_config(cfg)
     prepare_run_dir(cfg, run_dir)
+    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
 
-    ckpt_path = cfg.get("ckpt_path")
+    ckpt_path = cfg.ckpt_path
     if ckpt_path and not Path(str(ckpt_path)).exists():
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint of this run "
                                 "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
     initial = None
-    if cfg.get("validate_at_start", True) and not ckpt_path and datamodule.val_names:
+    if cfg.validate_at_start and not ckpt_path and datamodule.val_names:
         initial = trainer.validate(module, datamodule=datamodule, verbose=False)
         initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
 
-    exported = _export(trainer, module, run_dir / "hypernet") if cfg.get("export", True) else None
+    exported = _export(trainer, module, run_dir / "hypernet") if cfg.export else None
     summary = {
         "run_dir": str(run_dir),
         "global_step": int(trainer.global_step),
