@@ -177,7 +177,7 @@ def _select_in_gram(x: torch.Tensor, dic: Dictionary, cand: torch.Tensor, k: int
 
 @torch.no_grad()
 def omp(x: torch.Tensor, atoms, k: int, tol: float = 1e-7, candidates: int | None = None,
-        pursuit_batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+        pursuit_batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Orthogonal Matching Pursuit for a batch of signals.
 
     x # [B, d]: signals; atoms # [A, d] (or a prepared ``Dictionary``). Each step adds the atom most correlated
