@@ -125,6 +125,28 @@ def test_anchors_are_matched_by_bytes_never_by_strings():
     assert anchor_pairs([b"\xc3\xa9"], ["Ã©".encode()])[0].numel() == 0
 
 
+def test_anchors_prefer_regular_tokens_over_byte_fallback_pieces():
+    """Gemma-3 has both ``<0x2E>`` (byte fallback, barely trained) and ``.``: the anchor must be ``.``."""
+    base_bytes = [None, b".", b"a", b".", b"ab", b"\xe2"]  # ids 1 and 5: byte-fallback pieces
+    t_ids, b_ids = anchor_pairs([b".", b"ab", b"\xe2", b"a"], base_bytes, avoid={1, 5})
+    assert dict(zip(t_ids.tolist(), b_ids.tolist(), strict=True)) == {0: 3, 1: 4, 2: 5, 3: 2}
+    assert anchor_pairs([b"."], base_bytes)[1].tolist() == [1]  # without avoid: the first id
+
+
+def test_byte_fallback_ids_of_a_sentencepiece_tokenizer():
+    from zett.tokenizers import load_tokenizer
+    from zett.tokenizers.bytes import byte_fallback_ids
+
+    assert byte_fallback_ids(train_tokenizer(vocab_size=300)) == set()  # byte-level BPE: none
+    try:
+        tok = load_tokenizer("llama2")  # cached asset: Llama-2 SentencePiece with <0x00>..<0xFF>
+    except Exception:  # noqa: BLE001 - the asset is not cached on this machine
+        pytest.skip("tokenizer asset llama2 not cached")
+    ids = byte_fallback_ids(tok)
+    vocab = tok.backend_tokenizer.get_vocab()
+    assert len(ids) == 256 and vocab["<0x2E>"] in ids and vocab["."] not in ids and vocab["▁the"] not in ids
+
+
 def test_missing_or_mismatched_donor_is_a_clear_error(pair):
     root, base, base_tok, target, *_ = pair
     with pytest.raises(TransferError, match="needs donor_model"):

@@ -22,12 +22,17 @@ class DonorMismatchError(ValueError):
     """The donor model does not use the target tokenizer; the message says what differs and the fix."""
 
 
-def anchor_pairs(target_bytes: list, base_bytes: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """(target ids [A], base ids [A]) of tokens with identical, non-empty bytes (the first base id per bytes)."""
+def anchor_pairs(target_bytes: list, base_bytes: list, avoid: set | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(target ids [A], base ids [A]) of tokens with identical, non-empty bytes.
+
+    Where several base tokens have the same bytes, the first id that is not in ``avoid`` wins (``avoid``: e.g. the
+    base's byte-fallback pieces, ``zett.tokenizers.bytes.byte_fallback_ids``, whose rows are barely trained; the
+    first of them only when no other base token has those bytes)."""
+    avoid = avoid or set()
     lookup: dict[bytes, int] = {}
     for i, b in enumerate(base_bytes):
-        if b:
-            lookup.setdefault(b, i)
+        if b and (b not in lookup or (lookup[b] in avoid and i not in avoid)):
+            lookup[b] = i
     pairs = [(t, lookup[b]) for t, b in enumerate(target_bytes) if b and b in lookup]
     t = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     s = torch.tensor([p[1] for p in pairs], dtype=torch.long)
@@ -272,19 +277,21 @@ def check_donor(donor_tokenizer, target_bytes: list, donor_rows: int, donor_name
 @torch.no_grad()
 def omp_rows(target_bytes: list, base_bytes: list, donor: torch.Tensor, base: torch.Tensor,
              special: torch.Tensor, k: int = 64, batch_size: int = 256, device=None,
-             progress: bool = False, candidates: int | None = DEFAULT_CANDIDATES) -> tuple[torch.Tensor, int]:
+             progress: bool = False, candidates: int | None = DEFAULT_CANDIDATES,
+             base_avoid: set | None = None) -> tuple[torch.Tensor, int]:
     """New rows # [V, n] for the target vocabulary.
 
     target_bytes / base_bytes: ``byte_vocab`` of the two tokenizers; donor # [>=V, d_donor]: the donor's
     embeddings by target id; base # [N, n]: the base's joint source rows (input ‖ output ‖ bias); special # [V]:
-    base row to copy for special tokens, else -1; candidates: per-token preselection (``omp``; None = exact).
+    base row to copy for special tokens, else -1; candidates: per-token preselection (``omp``; None = exact);
+    base_avoid: base ids to pair only when nothing else has their bytes (``anchor_pairs``).
     Returns (rows, number of anchors).
     """
     from zett.models.pieces import copy_special_rows
 
     device = torch.device(device) if device is not None else base.device
     n_target = len(target_bytes)
-    t_ids, b_ids = anchor_pairs(target_bytes, base_bytes)
+    t_ids, b_ids = anchor_pairs(target_bytes, base_bytes, base_avoid)
     keep = (b_ids < base.shape[0]) & (t_ids < donor.shape[0])
     t_ids, b_ids = t_ids[keep], b_ids[keep]
     if t_ids.numel() == 0:
@@ -318,6 +325,7 @@ def omp_transfer_rows(tok, target, base_tok, source: torch.Tensor, special: torc
     preselected per token (None: exact OMP over all anchors)."""
     from zett.models import adapter
     from zett.tokenizers import byte_vocab
+    from zett.tokenizers.bytes import byte_fallback_ids
     from zett.transfer.api import TransferError, _load_base_tokenizer, _name, load_model
 
     if donor_model is None:
@@ -345,7 +353,7 @@ def omp_transfer_rows(tok, target, base_tok, source: torch.Tensor, special: torc
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return omp_rows(target_bytes, byte_vocab(base_tok), donor_emb.float(), joint, special, int(k), int(batch_size),
-                    device, progress, None if candidates is None else int(candidates))
+                    device, progress, None if candidates is None else int(candidates), byte_fallback_ids(base_tok))
 
 
 __all__ = ["DEFAULT_CANDIDATES", "Dictionary", "DonorMismatchError", "anchor_pairs", "check_donor", "omp", "omp_lstsq",
