@@ -134,14 +134,13 @@ def test_anchors_prefer_regular_tokens_over_byte_fallback_pieces():
 
 
 def test_byte_fallback_ids_of_a_sentencepiece_tokenizer():
+    from zett import assets
     from zett.tokenizers import load_tokenizer
     from zett.tokenizers.bytes import byte_fallback_ids
 
     assert byte_fallback_ids(train_tokenizer(vocab_size=300)) == set()  # byte-level BPE: none
-    try:
-        tok = load_tokenizer("llama2")  # cached asset: Llama-2 SentencePiece with <0x00>..<0xFF>
-    except Exception:  # noqa: BLE001 - the asset is not cached on this machine
-        pytest.skip("tokenizer asset llama2 not cached")
+    assets.path("llama2")  # as in test_tokenizers_bytes.py (make test prefetches it)
+    tok = load_tokenizer("llama2")  # Llama-2 SentencePiece with <0x00>..<0xFF> byte-fallback pieces
     ids = byte_fallback_ids(tok)
     vocab = tok.backend_tokenizer.get_vocab()
     assert len(ids) == 256 and vocab["<0x2E>"] in ids and vocab["."] not in ids and vocab["▁the"] not in ids
