@@ -222,6 +222,9 @@ class OmpConfig:
 
     k: int = 64  # anchors per token (the OMP paper's default)
     batch_size: int = 256  # target tokens solved at once (bounds memory)
+    # anchors preselected per token by correlation with its donor row (null = exact OMP over all anchors: hours on a
+    # CPU for the Gemma-3 vocabulary; 256 measured close to exact, docs/evaluation.md)
+    candidates: int | None = 256
 
 
 @dataclass

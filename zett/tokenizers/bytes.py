@@ -203,3 +203,17 @@ def missing_bytes(tokenizer) -> list[int]:
         return []
     vocab = backend.get_vocab(with_added_tokens=False)
     return [b for b, c in enumerate(byte_to_char()) if c not in vocab]
+
+
+def byte_fallback_ids(tokenizer) -> set[int]:
+    """Ids of the ``<0xNN>`` byte-fallback pieces of a SentencePiece-style tokenizer (empty for other styles).
+
+    Their bytes often equal a regular token's (Gemma-3: ``<0x2E>`` and ``.``), but the tokenizer only emits them for
+    bytes it has no piece for, so their embeddings are barely trained: code that maps tokens by bytes should prefer
+    the regular token."""
+    from zett.tokenizers.load import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    if not tokenizer_style(tok.backend_tokenizer).byte_fallback:
+        return set()
+    return {i for i, s in enumerate(vocab_strings(tok)) if s is not None and _BYTE_FALLBACK.match(s)}

@@ -219,8 +219,10 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
         from zett.transfer.baselines import lexical_rows, random_rows
 
         if method == "lexical":
+            from zett.tokenizers.bytes import byte_fallback_ids
+
             joint, info.n_copied = lexical_rows(byte_vocab(tok), byte_vocab(base_tok), source, special, source_bias,
-                                                seed)
+                                                seed, byte_fallback_ids(base_tok))
         else:
             joint = random_rows(len(tok), source, special, source_bias, seed)
         rows = _split(joint, d, adapter.is_tied(base), source_bias is not None)

@@ -46,14 +46,16 @@ def _joint(source: torch.Tensor, source_bias: torch.Tensor | None) -> torch.Tens
 
 
 def lexical_rows(target_bytes: list, base_bytes: list, source: torch.Tensor, special: torch.Tensor,
-                 source_bias: torch.Tensor | None = None, seed: int = 0):
+                 source_bias: torch.Tensor | None = None, seed: int = 0, avoid: set | None = None):
     """Rows # [V, n_in (+1 for bias)]: a target token whose exact bytes are a base token copies that base row;
-    every other (non-special) token is a Gaussian sample. Returns ``(rows, n_copied)``."""
+    every other (non-special) token is a Gaussian sample. ``avoid``: base ids copied only when no other base token
+    has their bytes (the base's byte-fallback pieces). Returns ``(rows, n_copied)``."""
     joint = _joint(source, source_bias)
+    avoid = avoid or set()
     lookup: dict[bytes, int] = {}
     for i, b in enumerate(base_bytes):
-        if b is not None and i < joint.shape[0]:
-            lookup.setdefault(b, i)
+        if b is not None and i < joint.shape[0] and (b not in lookup or (lookup[b] in avoid and i not in avoid)):
+            lookup[b] = i
     match = torch.tensor([lookup.get(b, -1) if b is not None else -1 for b in target_bytes], dtype=torch.long)
     match = torch.where(special >= 0, torch.full_like(match, -1), match)
     rows = torch.empty(len(target_bytes), joint.shape[1])
