@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zett.testing import SAMPLE_TEXTS, tiny_llama, train_tokenizer
+from zett.tokenizers import byte_vocab
 from zett.transfer.focus import focus_transfer, overlap_ids, sparsemax, train_aux_embeddings
 
 EXTRA = [
@@ -193,3 +194,24 @@ def test_masked_lm_with_bias(wordpiece_tokenizer):
     if len(r.plan.combined):
         w = r.plan.weights.to_dense()
         assert torch.allclose(r.bias[r.plan.combined], w @ r.bias[r.plan.overlap_target], atol=1e-6)
+
+
+def test_overlap_prefers_a_regular_base_token_over_its_byte_fallback_piece():
+    """Llama-2 has ``<0x2E>`` (byte fallback, barely trained) before ``.``: FOCUS copies ``.``'s row, not the piece's,
+    like the lexical and OMP anchors (one lookup: ``zett.tokenizers.bytes.base_id_by_bytes``)."""
+    from zett import assets
+    from zett.tokenizers import load_tokenizer
+
+    assets.path("llama2")  # make test prefetches it
+    base = load_tokenizer("llama2")
+    vocab = base.backend_tokenizer.get_vocab()
+    assert vocab["<0x2E>"] < vocab["."]
+    target = train_tokenizer(vocab_size=300)  # byte-level BPE: has "." and " the"-style tokens
+    ov = overlap_ids(base, target)
+    dot = target.convert_tokens_to_ids(".")
+    assert ov[dot].item() == vocab["."]
+    fallback = {vocab[f"<0x{b:02X}>"] for b in range(256)}
+    regular = {b for i, b in enumerate(byte_vocab(base)) if b and i not in fallback}
+    tb = byte_vocab(target)
+    to_fallback = [t for t, b in enumerate(ov.tolist()) if b in fallback]
+    assert to_fallback and all(tb[t] not in regular for t in to_fallback)  # only bytes with no regular token

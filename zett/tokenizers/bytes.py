@@ -205,6 +205,21 @@ def missing_bytes(tokenizer) -> list[int]:
     return [b for b, c in enumerate(byte_to_char()) if c not in vocab]
 
 
+def base_id_by_bytes(base_bytes: list, avoid: set | None = None, n_rows: int | None = None) -> dict[bytes, int]:
+    """bytes -> the base id that stands for them, for code that maps target tokens to base tokens by exact bytes
+    (lexical copy, OMP anchors, FOCUS overlap).
+
+    ``base_bytes``: the base vocabulary's bytes per id (``byte_vocab``; None or empty for tokens without bytes).
+    Where several base ids share bytes, the first id not in ``avoid`` wins (``avoid``: the base's byte-fallback pieces,
+    ``byte_fallback_ids``); an avoided id only stands for bytes no other id has. Ids ``>= n_rows`` are left out."""
+    avoid = avoid or set()
+    lookup: dict[bytes, int] = {}
+    for i, b in enumerate(base_bytes if n_rows is None else base_bytes[:n_rows]):
+        if b and (b not in lookup or (lookup[b] in avoid and i not in avoid)):
+            lookup[b] = i
+    return lookup
+
+
 def byte_fallback_ids(tokenizer) -> set[int]:
     """Ids of the ``<0xNN>`` byte-fallback pieces of a SentencePiece-style tokenizer (empty for other styles).
 

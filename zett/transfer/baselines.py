@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from zett.models.pieces import copy_special_rows
+from zett.tokenizers.bytes import base_id_by_bytes
 
 
 class GaussianSampler:
@@ -51,11 +52,7 @@ def lexical_rows(target_bytes: list, base_bytes: list, source: torch.Tensor, spe
     every other (non-special) token is a Gaussian sample. ``avoid``: base ids copied only when no other base token
     has their bytes (the base's byte-fallback pieces). Returns ``(rows, n_copied)``."""
     joint = _joint(source, source_bias)
-    avoid = avoid or set()
-    lookup: dict[bytes, int] = {}
-    for i, b in enumerate(base_bytes):
-        if b is not None and i < joint.shape[0] and (b not in lookup or (lookup[b] in avoid and i not in avoid)):
-            lookup[b] = i
+    lookup = base_id_by_bytes(base_bytes, avoid, n_rows=joint.shape[0])
     match = torch.tensor([lookup.get(b, -1) if b is not None else -1 for b in target_bytes], dtype=torch.long)
     match = torch.where(special >= 0, torch.full_like(match, -1), match)
     rows = torch.empty(len(target_bytes), joint.shape[1])

@@ -169,13 +169,12 @@ class FocusPlan:
 
 
 def overlap_ids(base_tokenizer, target_tokenizer) -> torch.Tensor:
-    """Target id -> base id with exactly the same bytes, else -1. Special tokens never overlap here. # [V_t]"""
+    """Target id -> base id with exactly the same bytes, else -1. Special tokens never overlap here; a base
+    byte-fallback piece stands only for bytes no regular base token has (``base_id_by_bytes``). # [V_t]"""
     from zett.tokenizers import byte_vocab
+    from zett.tokenizers.bytes import base_id_by_bytes, byte_fallback_ids
 
-    base_index: dict[bytes, int] = {}
-    for i, b in enumerate(byte_vocab(base_tokenizer)):
-        if b is not None:
-            base_index.setdefault(b, i)
+    base_index = base_id_by_bytes(byte_vocab(base_tokenizer), byte_fallback_ids(base_tokenizer))
     target = byte_vocab(target_tokenizer)
     return torch.tensor([base_index.get(b, -1) if b is not None else -1 for b in target], dtype=torch.long)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from zett.tokenizers.bytes import base_id_by_bytes
+
 # anchors preselected per target token (``omp(candidates=...)``); chosen from benchmarks/omp_quality.py, see
 # docs/evaluation.md "OMP"
 DEFAULT_CANDIDATES = 256
@@ -31,11 +33,7 @@ def anchor_pairs(target_bytes: list, base_bytes: list, avoid: set | None = None)
     Where several base tokens have the same bytes, the first id that is not in ``avoid`` wins (``avoid``: e.g. the
     base's byte-fallback pieces, ``zett.tokenizers.bytes.byte_fallback_ids``, whose rows are barely trained; the
     first of them only when no other base token has those bytes)."""
-    avoid = avoid or set()
-    lookup: dict[bytes, int] = {}
-    for i, b in enumerate(base_bytes):
-        if b and (b not in lookup or (lookup[b] in avoid and i not in avoid)):
-            lookup[b] = i
+    lookup = base_id_by_bytes(base_bytes, avoid)
     pairs = [(t, lookup[b]) for t, b in enumerate(target_bytes) if b and b in lookup]
     t = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     s = torch.tensor([p[1] for p in pairs], dtype=torch.long)
