@@ -37,6 +37,13 @@ def _fault_injection() -> tuple[int, int] | None:
 BALANCE_MODES = ("fixed", "gradmag")
 
 
+def _pad_rows(x: torch.Tensor, n: int, value) -> torch.Tensor:
+    """x # [R, ...] with ``n`` rows of ``value`` appended (n a host int: no device sync)."""
+    if not n:
+        return x
+    return torch.cat([x, x.new_full((n, *x.shape[1:]), value)])
+
+
 class ZettTrainingModule(pl.LightningModule):
     """hypernet: a ``ZettHypernet`` built for ``base_model``; losses: name -> ``LossTerm``.
 
@@ -161,6 +168,9 @@ class ZettTrainingModule(pl.LightningModule):
         surface_ids/surface_mask [S, L]; special [S]; buckets: (start, end, pieces) rows as a list (the
         collator's ``bucket_spans``: host data, no device sync) or a [n, 3] tensor, or None; overflow_ids /
         overflow_mask [S, E] pieces past max_pieces (the FVT mean's; None = none truncated).
+        A bucket whose end passes S (the fixed layout's last bucket, ``zett.training.vocab``) is padded to its
+        full row count with rows without pieces, and their predictions dropped, so its shape is the layout's.
+        A bucket narrower than max_pieces holds no truncated token: it gets no overflow pieces.
         -> E_in [S, d], E_out [S, d], bias [S] | None
         """
         source = self.source
@@ -172,16 +182,29 @@ class ZettTrainingModule(pl.LightningModule):
         else:
             spans = [tuple(int(x) for x in row) for row in buckets]
         outs = []
+        n_rows, max_pieces = surface_ids.shape[0], self.hypernet.config.max_pieces
+        if overflow_ids is not None and overflow_ids.shape[1] == 0:
+            overflow_ids = overflow_mask = None
         timer = getattr(self, "hypernet_timer", None)  # set by ThroughputMonitor while fitting
         with timer if timer is not None and self.training else contextlib.nullcontext():
             for start, end, width in spans:
-                sp = None if special is None else special[start:end]
-                ov_ids = None if overflow_ids is None else overflow_ids[start:end]
-                ov_mask = None if overflow_mask is None else overflow_mask[start:end]
+                pad = max(0, end - n_rows)  # host ints: padding the fixed layout's last bucket needs no sync
+                ids = _pad_rows(surface_ids[start:end, :width], pad, 0)
+                mask = _pad_rows(surface_mask[start:end, :width], pad, False)
+                sp = None if special is None else _pad_rows(special[start:end], pad, -1)
+                ov_ids = ov_mask = None
+                if overflow_ids is not None and width >= max_pieces:
+                    ov_ids = _pad_rows(overflow_ids[start:end], pad, 0)
+                    ov_mask = _pad_rows(overflow_mask[start:end], pad, False)
                 hypernet = self._compiled.get("hypernet", self.hypernet)
-                outs.append(hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                     special=sp, source_bias=source_bias, overflow_ids=ov_ids,
-                                     overflow_mask=ov_mask, validate=False))
+                out = hypernet(ids, mask, source, special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                               overflow_mask=ov_mask, validate=False)
+                if pad:
+                    keep = end - start - pad
+                    e_in = out.input_embeddings[:keep]
+                    e_out = e_in if out.output_embeddings is out.input_embeddings else out.output_embeddings[:keep]
+                    out = type(out)(e_in, e_out, None if out.bias is None else out.bias[:keep])
+                outs.append(out)
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias
