@@ -18,6 +18,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from zett.training import sampler_state
 from zett.training.collator import FixedTokenizerCollator, SampledTokenizerCollator
 from zett.training.data import (
     DataConfigError,
@@ -226,8 +227,10 @@ class ZettDataModule(pl.LightningDataModule):
             gathered = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, states)
             states = {k: v for d in gathered for k, v in (d or {}).items()}
-        return {"sampler_states": states}
+        # one substring table for every sampler (zett.training.sampler_state): workers x ranks of a domain
+        # count mostly the same substrings
+        return {"sampler_states": sampler_state.pack(states)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._sampler_states = dict(state_dict.get("sampler_states", {}))
+        self._sampler_states = sampler_state.unpack(state_dict.get("sampler_states", {}))
         self.collator = None  # rebuilt with the restored states by train_dataloader
