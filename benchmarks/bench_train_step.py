@@ -107,7 +107,8 @@ def count_syncs(fn, device) -> dict:
 
 
 def layout_times(module, batch, max_pieces: int, chunks: int, device, repeats: int) -> dict:
-    """Median seconds of the hypernetwork's forward + backward over the batch's rows in each bucket layout."""
+    """Seconds (median and min) of the hypernetwork's forward + backward over the batch's rows in each bucket
+    layout. The layouts take turns, repeat after repeat, so a load change on a shared machine hits them alike."""
     from zett.training.vocab import buckets_by_length
 
     rows = batch["surface_ids"].shape[0]
@@ -127,8 +128,18 @@ def layout_times(module, batch, max_pieces: int, chunks: int, device, repeats: i
         total = e_in.sum() + (0 if e_out is e_in else e_out.sum()) + (0 if bias is None else bias.sum())
         total.backward()
 
-    return {name: {"seconds": round(timed(functools.partial(run, b), device, repeats), 4),
-                   "calls": len(b["bucket_spans"]),
+    times = {name: [] for name in variants}
+    for b in variants.values():
+        run(b)  # warm-up
+    for _ in range(repeats):
+        for name, b in variants.items():
+            _sync(device)
+            t = time.perf_counter()
+            run(b)
+            _sync(device)
+            times[name].append(time.perf_counter() - t)
+    return {name: {"seconds": round(sorted(times[name])[len(times[name]) // 2], 4),
+                   "min_seconds": round(min(times[name]), 4), "calls": len(b["bucket_spans"]),
                    "padded_positions": sum((e - s) * w for s, e, w in b["bucket_spans"])}
             for name, b in variants.items()}
 
@@ -213,7 +224,11 @@ def run(device: str, args) -> dict:
         opt_fixed.step()
 
     log(f"[{device}] batch {tuple(batch['input_ids'].shape)}, {rows} vocabulary rows, {pieces} pieces")
-    layouts = layout_times(module, batch, hn.config.max_pieces, args.layout_chunks, device, args.repeats)
+    layouts = layout_times(module, batch, hn.config.max_pieces, args.layout_chunks, device,
+                           args.layout_repeats or args.repeats)
+    if args.layouts_only:
+        return {"device": device, "torch_threads": torch.get_num_threads(), "vocab_rows": rows,
+                "surface_pieces": pieces, "hypernet_fwd_bwd_s_by_layout": layouts}
     t_fixed = timed(fixed_step, device, args.repeats)
     t_hn = timed(hn_step, device, args.repeats)
     if device == "cuda":
@@ -263,6 +278,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--bucket-chunks", type=int, default=0, help="the full steps' layout (data.bucket_chunks)")
     p.add_argument("--layout-chunks", type=int, default=8, help="n of the fixed_<n> layout timed alongside")
+    p.add_argument("--layout-repeats", type=int, default=0, help="repeats of the layout timing (0: --repeats)")
+    p.add_argument("--layouts-only", action="store_true", help="time the bucket layouts only (no full steps)")
     p.add_argument("--random-init", action="store_true", help="random weights from the base's config.json")
     p.add_argument("--text-file", default=None, help="plain text to sample from (default: the botchan corpus)")
     p.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=True, help="run the CPU measurement")

@@ -141,3 +141,15 @@ def test_negative_bucket_chunks_is_refused(base):
     _, tok = base
     with pytest.raises(ValueError, match="data.bucket_chunks must be >= 0"):
         _collator(tok, chunks=-1)
+
+
+def test_compiled_hypernet_on_the_fixed_layout_gives_the_plain_loss(base):
+    model, tok = base
+    plain = _module(model)
+    compiled = _module(model)  # what compile_hypernet="eager" sets up (dynamo traces, no kernels generated)
+    compiled._compiled["hypernet"] = torch.compile(compiled.hypernet, dynamic=None, backend="eager")
+    col = _collator(tok, chunks=3, n_subsample=250)
+    for i in range(2):  # two steps: the second reuses the first's shapes
+        batch = col({"texts": SAMPLE_TEXTS[i: i + 4], "domain": "d"})
+        a, b = plain.training_step(dict(batch), 0), compiled.training_step(dict(batch), 0)
+        torch.testing.assert_close(a, b)

@@ -62,9 +62,11 @@ class ZettTrainingModule(pl.LightningModule):
     ce_matmul_dtype: the vocabulary projection's matmul dtype in the chunked cross-entropy: "auto" (bfloat16 on
     GPU, float32 on CPU), "float32" or "bfloat16"; the log-softmax is accumulated in float32 either way.
     allow_tf32: let float32 matmuls use TF32 on GPUs that have it (set when fitting starts).
-    compile_hypernet: run the hypernetwork's forward through ``torch.compile(dynamic=True)`` (True: the default
-    backend; a string: that backend). Off by default: bucket shapes change every step, so it pays only once shapes
-    are (nearly) static, e.g. with ``data.bucket=false`` and a fixed vocabulary size.
+    compile_hypernet: run the hypernetwork's forward through ``torch.compile`` (True: the default backend; a
+    string: that backend), with PyTorch's automatic dynamic shapes: each call shape is compiled as static until a
+    dimension is seen to change, which then becomes dynamic. Off by default. It pays with fixed bucket shapes
+    (``data.bucket_chunks > 0``: every call has the same row count, widths 1..max_pieces), where the row count
+    stays static; with one bucket per piece count both dimensions change every step.
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
@@ -117,7 +119,7 @@ class ZettTrainingModule(pl.LightningModule):
         self._compiled: dict = {}
         if compile_hypernet:
             backend = compile_hypernet if isinstance(compile_hypernet, str) else "inductor"
-            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=True, backend=backend)
+            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=None, backend=backend)
 
     # ------------------------------------------------------------------ frozen base
     @property
