@@ -16,7 +16,9 @@ FORMAT = 2  # 1: {key: state} with each state's own strings (still read)
 
 def pack(states: dict[str, dict]) -> dict:
     """{key: sampler state} -> {"format": 2, "strings": [union], "samplers": {key: state without strings, with
-    string_ids [n] int32}}."""
+    string_ids [n] int32}}; no states -> {} (nothing to restore)."""
+    if not states:
+        return {}
     table: list[str] = []
     index: dict[str, int] = {}
     samplers = {}
