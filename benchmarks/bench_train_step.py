@@ -6,6 +6,11 @@ AdamW step); the hypernetwork step is the module's own ``training_step`` (CLM + 
 bookkeeping) plus backward and AdamW. The ratio is the hypernetwork's overhead. The machine's own matmul rate is
 measured in the same run, and the hypernetwork's FLOPs are reported as a fraction of it.
 
+Bucket layouts: the hypernetwork's forward + backward alone (``module.predict``, then a backward of the summed
+rows) on the same batch in three layouts, timed in the same process: ``padded`` (one call over every row padded to
+max_pieces), ``by_length`` (one bucket per piece count, ``data.bucket_chunks=0``) and ``fixed_<n>`` (n buckets of
+one row count, ``data.bucket_chunks=n``). ``--bucket-chunks`` picks the layout the full steps use.
+
 Host syncs: one steady-state step of each kind runs inside ``zett.training.syncs.count_host_syncs`` (loaded from
 this checkout's file, so the benchmark also measures older trees put first on PYTHONPATH): every ``.item()``,
 ``int/bool/float(tensor)``, ``.tolist()``, ``.cpu()``, ``torch.equal``, ``nonzero``/boolean-mask indexing made by
@@ -13,6 +18,7 @@ the step, by calling source line. On a GPU ``torch.cuda.set_sync_debug_mode("war
 JSON object (progress on stderr).
 
     python benchmarks/bench_train_step.py [--base smollm2-135m] [--batch 4] [--block 64] [--subsample 2048]
+        [--bucket-chunks 0]
 """
 
 from __future__ import annotations
@@ -100,6 +106,44 @@ def count_syncs(fn, device) -> dict:
             "by_site": {_short(k): v for k, v in sorted(syncs.by_site.items())}}
 
 
+def layout_times(module, batch, max_pieces: int, chunks: int, device, repeats: int) -> dict:
+    """Seconds (median and min) of the hypernetwork's forward + backward over the batch's rows in each bucket
+    layout. The layouts take turns, repeat after repeat, so a load change on a shared machine hits them alike."""
+    from zett.training.vocab import buckets_by_length
+
+    rows = batch["surface_ids"].shape[0]
+    lengths = batch["surface_mask"].sum(1).cpu()  # rows are sorted by piece count (bucket=True)
+    pad = max_pieces - batch["surface_ids"].shape[1]
+    padded = dict(batch, bucket_spans=[(0, rows, max_pieces)],
+                  surface_ids=torch.nn.functional.pad(batch["surface_ids"], (0, pad)),
+                  surface_mask=torch.nn.functional.pad(batch["surface_mask"], (0, pad)))
+    variants = {"padded": padded,
+                "by_length": dict(batch, bucket_spans=buckets_by_length(lengths, True).tolist()),
+                f"fixed_{chunks}": dict(batch, bucket_spans=buckets_by_length(lengths, True, chunks).tolist())}
+
+    def run(b):
+        module.zero_grad(set_to_none=True)
+        e_in, e_out, bias = module.predict(b["surface_ids"], b["surface_mask"], b["special"], b["bucket_spans"],
+                                           b.get("overflow_ids"), b.get("overflow_mask"))
+        total = e_in.sum() + (0 if e_out is e_in else e_out.sum()) + (0 if bias is None else bias.sum())
+        total.backward()
+
+    times = {name: [] for name in variants}
+    for b in variants.values():
+        run(b)  # warm-up
+    for _ in range(repeats):
+        for name, b in variants.items():
+            _sync(device)
+            t = time.perf_counter()
+            run(b)
+            _sync(device)
+            times[name].append(time.perf_counter() - t)
+    return {name: {"seconds": round(sorted(times[name])[len(times[name]) // 2], 4),
+                   "min_seconds": round(min(times[name]), 4), "calls": len(b["bucket_spans"]),
+                   "padded_positions": sum((e - s) * w for s, e, w in b["bucket_spans"])}
+            for name, b in variants.items()}
+
+
 def zett_path(name: str):
     import pathlib
 
@@ -145,7 +189,7 @@ def run(device: str, args) -> dict:
         texts = [t[:20000] for t in load_corpus("botchan", "train")["text"][:8]]
     sampler = functools.partial(TokenizerSampler, vocab_size=args.vocab, queue_size=2)
     col = SampledTokenizerCollator(tok, sampler, block_size=args.block, n_subsample=args.subsample, seed=0,
-                                   warmup_texts={"en": texts})
+                                   warmup_texts={"en": texts}, bucket_chunks=args.bucket_chunks)
     spans = [t[i * 1000: i * 1000 + 4 * args.block * 4] for i, t in enumerate(texts)][: args.batch]
     spans = (spans * args.batch)[: args.batch]
     batch = col({"texts": spans, "domain": "en"})
@@ -180,6 +224,11 @@ def run(device: str, args) -> dict:
         opt_fixed.step()
 
     log(f"[{device}] batch {tuple(batch['input_ids'].shape)}, {rows} vocabulary rows, {pieces} pieces")
+    layouts = layout_times(module, batch, hn.config.max_pieces, args.layout_chunks, device,
+                           args.layout_repeats or args.repeats)
+    if args.layouts_only:
+        return {"device": device, "torch_threads": torch.get_num_threads(), "vocab_rows": rows,
+                "surface_pieces": pieces, "hypernet_fwd_bwd_s_by_layout": layouts}
     t_fixed = timed(fixed_step, device, args.repeats)
     t_hn = timed(hn_step, device, args.repeats)
     if device == "cuda":
@@ -208,6 +257,8 @@ def run(device: str, args) -> dict:
         "matmul_gflops": round(rate, 1),
         "hypernet_gflop_per_step": round(hn_flops / 1e9, 2),
         "hypernet_fraction_of_matmul_rate": round(hn_flops / t_hn_only / 1e9 / rate, 3),
+        "bucket_chunks": args.bucket_chunks,
+        "hypernet_fwd_bwd_s_by_layout": layouts,
         "host_syncs_per_step": syncs_hn["total"],
         "host_syncs_per_step_in_zett": syncs_hn["zett"],
         "host_syncs_by_site": syncs_hn["by_site"],
@@ -225,6 +276,10 @@ def main():
     p.add_argument("--hn-hidden", type=int, default=128, help="0 = full width (the base hidden size)")
     p.add_argument("--hn-layers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--bucket-chunks", type=int, default=0, help="the full steps' layout (data.bucket_chunks)")
+    p.add_argument("--layout-chunks", type=int, default=8, help="n of the fixed_<n> layout timed alongside")
+    p.add_argument("--layout-repeats", type=int, default=0, help="repeats of the layout timing (0: --repeats)")
+    p.add_argument("--layouts-only", action="store_true", help="time the bucket layouts only (no full steps)")
     p.add_argument("--random-init", action="store_true", help="random weights from the base's config.json")
     p.add_argument("--text-file", default=None, help="plain text to sample from (default: the botchan corpus)")
     p.add_argument("--cpu", action=argparse.BooleanOptionalAction, default=True, help="run the CPU measurement")

@@ -93,6 +93,26 @@ def test_state_dict_round_trip_continues_identically(bpe_tokenizer):
         assert vocab_of(a.sample(batch)) == vocab_of(b.sample(batch))
 
 
+def test_state_dict_keeps_only_the_queued_substrings(bpe_tokenizer):
+    a = make(bpe_tokenizer, 0)
+    other = [f"zebra {i} quagga {i * 7} okapi {i * 13}, the giraffe number {i} eats {i} leaves" for i in range(40)]
+    for k in range(0, 40, 8):  # five new batches: the warm-up texts leave the queue (queue_size=4)
+        a.sample(other[k:k + 8])
+    state = a.state_dict()
+    live = a.queue_totals()
+    assert len(state["strings"]) == len(live) < len(a._strings)  # the index still holds the departed ones
+    assert set(state["strings"]) == set(live)
+    assert all(ids.dtype == w.dtype == torch.int32 for ids, w in state["queue"])
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    b = TokenizerSampler(bpe_tokenizer, seed=123, queue_size=4, vocab_size=700)
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    assert b.queue_totals() == live and b.n_batches == a.n_batches
+    # the same queue, random state and substring order: the same tokenizer from the queue alone
+    assert vocab_of(a.sample([], push=False)) == vocab_of(b.sample([], push=False))
+
+
 def test_validation_sampling_leaves_the_queue_alone(bpe_tokenizer):
     sampler = make(bpe_tokenizer)
     before = sampler.queue_totals()

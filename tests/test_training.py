@@ -372,6 +372,7 @@ def test_datamodule_workers_have_own_samplers_and_report_state(bpe_tokenizer):
 
     from zett.testing import SAMPLE_TEXTS
     from zett.training.datamodule import ZettDataModule
+    from zett.training.sampler_state import unpack
 
     ds = datasets.Dataset.from_dict({"text": SAMPLE_TEXTS})
     dm = ZettDataModule(sources=[{"dataset": ds, "name": "toy"}], batch_size=2, span_chars=60, block_size=16,
@@ -386,10 +387,12 @@ def test_datamodule_workers_have_own_samplers_and_report_state(bpe_tokenizer):
     keys = {"0:0:toy", "0:1:toy"}                             # rank 0, workers 0 and 1, domain toy
     assert batches[0]["input_ids"].shape[0] == 2
     assert not torch.equal(batches[0]["surface_ids"], batches[1]["surface_ids"])  # different workers
-    state = dm.state_dict()["sampler_states"]
+    packed = dm.state_dict()["sampler_states"]  # one substring table for all samplers (sampler_state.pack)
+    state = unpack(packed)
     assert set(state) == keys
-    dm.load_state_dict({"sampler_states": state})
+    dm.load_state_dict({"sampler_states": packed})
     assert dm.collator is None and set(dm._sampler_states) == keys
+    assert all(dm._sampler_states[k]["strings"] == state[k]["strings"] for k in keys)
 
 
 # ------------------------------------------------------------------------------------- activation checkpointing

@@ -119,6 +119,8 @@ class DataConfig:
     block_size: int = 128  # tokens per sequence after encoding with the sampled tokenizer
     n_vocab_subsample: int | None = None  # predict only the batch's tokens + a uniform sample, this many rows
     bucket: bool = True  # run the hypernet per piece-count bucket instead of padding to max_pieces
+    # > 0: that many buckets of one row count (static shapes for torch.compile / CUDA graphs); 0 = one per piece count
+    bucket_chunks: int = 0
     separator: str = "\n\n"
     num_workers: int | None = 0  # null = cores - 1; 0 = batches built in the training process
     val_num_workers: int | None = None  # null = min(num_workers, 2)

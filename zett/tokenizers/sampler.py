@@ -373,14 +373,35 @@ class TokenizerSampler:
     # -- checkpointing -----------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """Everything needed to continue the exact same stream: strings, ints and int64 tensors, so it loads with
-        ``torch.load(weights_only=True)`` (Lightning checkpoints)."""
+        """What resuming needs: the queued batches' substring counts, the random state and the batch count, as
+        strings, ints and integer tensors, so it loads with ``torch.load(weights_only=True)`` (Lightning
+        checkpoints).
+
+        Compact: only the substrings some queued batch holds are kept (in index order; the index itself also
+        remembers substrings that left the queue, up to ~1M of them), queue ids and weights are int32 where they
+        fit. A loaded sampler has the same queue totals, random state and batch count, so it draws the same next
+        tokenizer; later draws can differ from an uninterrupted sampler's in the order of substrings that come
+        back after leaving the queue (that order only decides which noise value a piece gets).
+        """
         import torch
 
+        n = len(self._strings)
+        live = np.zeros(n, dtype=bool)
+        for ids, _ in self._queue:
+            live[ids] = True
+        keep = np.flatnonzero(live)
+        remap = np.full(n, -1, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        strings = self._string_arr[keep].tolist()
+
+        def small(x: np.ndarray) -> torch.Tensor:
+            fits = x.size == 0 or (int(x.max()) < 2**31 and int(x.min()) >= -2**31)
+            return torch.from_numpy(np.ascontiguousarray(x, dtype=np.int32 if fits else np.int64))
+
         return {
-            "version": 1,
-            "strings": list(self._strings),
-            "queue": [(torch.from_numpy(ids.copy()), torch.from_numpy(w.copy())) for ids, w in self._queue],
+            "version": 2,
+            "strings": strings,
+            "queue": [(small(remap[ids]), small(w)) for ids, w in self._queue],
             "rng": self._rng.bit_generator.state,
             "n_batches": self.n_batches,
             "config": {"vocab_size": self.vocab_size, "queue_size": self.queue_size, "stride": self.stride,

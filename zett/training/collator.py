@@ -12,7 +12,8 @@ Batch keys (S = selected vocabulary rows, L = surface length after trimming):
     *not* shifted), surface_ids [S, L], surface_mask [S, L], overflow_ids / overflow_mask [S, E] (pieces past
     max_pieces, read by the FVT mean only; E = 0 when no selected token is truncated), special [S] (base id to
     copy, else -1),
-    buckets [n, 3] (start, end, pieces), vocab_size (int: size of the sampled vocabulary), domain (str),
+    buckets [n, 3] (start, end, pieces; with ``bucket_chunks`` the last bucket's end may pass S: the module pads
+    it, ``zett.training.vocab``), vocab_size (int: size of the sampled vocabulary), domain (str),
     n_bytes (validation: UTF-8 bytes of the predicted tokens); host data: bucket_spans (the buckets as a list),
     padded (bool), n_tokens / n_pieces (ints, throughput accounting). Sampler state never rides in batches: workers
     write it to ``state_dir`` (see ``SampledTokenizerCollator``).
@@ -119,6 +120,13 @@ def mask_for_mlm(input_ids: torch.Tensor, attention_mask: torch.Tensor, is_speci
     return ids, labels
 
 
+def _pad_columns(x: torch.Tensor, width: int, value) -> torch.Tensor:
+    """x # [S, E] cut or right-padded with ``value`` to [S, width]."""
+    if x.shape[1] >= width:
+        return x[:, :width]
+    return torch.cat([x, x.new_full((x.shape[0], width - x.shape[1]), value)], 1)
+
+
 class TeacherAligner:
     """Encodes a batch's texts with the base tokenizer (the teacher's input) and aligns it with the student's
     encoding, on the CPU inside the collator (``zett.training.alignment``).
@@ -164,7 +172,10 @@ class _BatchBuilder:
     """Shared tail of both collators: labels, selection, remapping, surface-form trimming."""
 
     def __init__(self, block_size: int, max_pieces: int, n_subsample: int | None, bucket: bool, objective: str,
-                 mlm_probability: float, teacher: TeacherAligner | None = None, n_base_rows: int | None = None):
+                 mlm_probability: float, teacher: TeacherAligner | None = None, n_base_rows: int | None = None,
+                 bucket_chunks: int = 0):
+        if int(bucket_chunks) < 0:
+            raise ValueError(f"data.bucket_chunks must be >= 0 (0 = one bucket per piece count), got {bucket_chunks}")
         if objective not in ("clm", "mlm"):
             raise ValueError(f"objective {objective!r} is not supported; use clm or mlm")
         if teacher is not None and objective != "clm":
@@ -176,6 +187,7 @@ class _BatchBuilder:
         self.block_size, self.max_pieces = int(block_size), int(max_pieces)
         self.n_subsample = int(n_subsample) if n_subsample else None
         self.bucket, self.objective, self.mlm_probability = bool(bucket), objective, float(mlm_probability)
+        self.bucket_chunks = int(bucket_chunks) if self.bucket else 0
 
     def build(self, tokenizer, texts, sf, generator, selection=None, encoded=None) -> dict:
         # encoded: (input_ids, attention_mask, score_mask) [B, T] already windowed (validation, zett.eval convention)
@@ -197,7 +209,8 @@ class _BatchBuilder:
             labels = input_ids.masked_fill((attn == 0) if scored is None else ~scored, IGNORE_INDEX)
         if selection is None:
             used = torch.unique(torch.cat([input_ids[attn.bool()], labels[labels != IGNORE_INDEX]]))
-            selection = select_vocab(lengths, sf.special, used, self.n_subsample, self.bucket, generator)
+            selection = select_vocab(lengths, sf.special, used, self.n_subsample, self.bucket, generator,
+                                     self.bucket_chunks)
         width = int(selection.buckets[:, 2].max()) if selection.buckets.numel() else 1
         surface_ids = sf.ids[selection.ids, :width]
         surface_mask = sf.mask[selection.ids, :width].clone()
@@ -206,13 +219,19 @@ class _BatchBuilder:
         surface_mask[:, 0] |= ~surface_mask.any(1)
         overflow_mask = sf.overflow_mask[selection.ids]
         extra = int(overflow_mask.sum(1).max()) if overflow_mask.numel() else 0
+        overflow_ids = sf.overflow_ids[selection.ids, :extra]
+        if self.bucket_chunks and extra:
+            # fixed layout: the overflow width also takes few values (powers of two), so shapes repeat
+            extra = 1 << (extra - 1).bit_length()
+            overflow_ids = _pad_columns(sf.overflow_ids[selection.ids], extra, 0)
+            overflow_mask = _pad_columns(overflow_mask, extra, False)
         batch = {
             "input_ids": selection.remap[input_ids],
             "attention_mask": attn,
             "labels": torch.where(labels == IGNORE_INDEX, labels, selection.remap[labels.clamp(min=0)]),
             "surface_ids": surface_ids,
             "surface_mask": surface_mask,
-            "overflow_ids": sf.overflow_ids[selection.ids, :extra],
+            "overflow_ids": overflow_ids,
             "overflow_mask": overflow_mask[:, :extra],
             "special": sf.special[selection.ids],
             "buckets": selection.buckets,
@@ -249,9 +268,9 @@ class SampledTokenizerCollator(_BatchBuilder):
                  mlm_probability: float = 0.15, seed: int = 0, rank: int = 0,
                  warmup_texts: dict[str, list[str]] | None = None, state_every: int = 0,
                  initial_states: dict[str, dict] | None = None, teacher: TeacherAligner | None = None,
-                 n_base_rows: int | None = None, state_dir: str | None = None):
+                 n_base_rows: int | None = None, state_dir: str | None = None, bucket_chunks: int = 0):
         super().__init__(block_size, max_pieces, n_subsample, bucket, objective, mlm_probability, teacher,
-                         n_base_rows)
+                         n_base_rows, bucket_chunks)
         self.base_tokenizer, self.sampler_factory = base_tokenizer, sampler_factory
         self.seed, self.rank = int(seed), int(rank)
         self.warmup_texts = warmup_texts or {}
@@ -304,7 +323,8 @@ class SampledTokenizerCollator(_BatchBuilder):
                                byte_level=getattr(tokenizer, "zett_byte_level", None))
             selection = None
             if not self.n_subsample:  # the whole vocabulary: the selection depends on the vocabulary alone
-                selection = select_vocab(sf.mask.sum(1), sf.special, None, None, self.bucket)
+                selection = select_vocab(sf.mask.sum(1), sf.special, None, None, self.bucket,
+                                         chunks=self.bucket_chunks)
             self._last[domain] = (tokenizer, sf, selection)
         batch, _ = self.build(tokenizer, texts, sf, self._generator(), selection)
         batch["domain"] = domain
@@ -343,13 +363,15 @@ class FixedTokenizerCollator(_BatchBuilder):
     def __init__(self, tokenizer, base_tokenizer, block_size: int = 128, max_pieces: int = 7, bucket: bool = True,
                  objective: str = "clm", mlm_probability: float = 0.15, seed: int = 0,
                  teacher: TeacherAligner | None = None, n_base_rows: int | None = None, stride: int | None = None,
-                 prefix: str = "bos"):
+                 prefix: str = "bos", bucket_chunks: int = 0):
         from zett.tokenizers import byte_vocab, surface_forms
 
-        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher, n_base_rows)
+        super().__init__(block_size, max_pieces, None, bucket, objective, mlm_probability, teacher, n_base_rows,
+                         bucket_chunks)
         self.tokenizer = tokenizer
         self.sf = surface_forms(tokenizer, base_tokenizer, max_pieces, self.n_base_rows)
-        self.selection = select_vocab(self.sf.mask.sum(1), self.sf.special, None, None, bucket)
+        self.selection = select_vocab(self.sf.mask.sum(1), self.sf.special, None, None, bucket,
+                                      chunks=self.bucket_chunks)
         # UTF-8 bytes each token stands for (0 for special tokens): the denominator of bits per byte.
         self.token_bytes = torch.tensor([len(b) if b is not None else 0 for b in byte_vocab(tokenizer)],
                                         dtype=torch.long)

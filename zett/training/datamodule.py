@@ -18,6 +18,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from zett.training import sampler_state
 from zett.training.collator import FixedTokenizerCollator, SampledTokenizerCollator
 from zett.training.data import (
     DataConfigError,
@@ -58,7 +59,7 @@ class ZettDataModule(pl.LightningDataModule):
                  sampler_warmup_texts: int = 256, state_every: int = 50, seed: int = 0, base_tokenizer=None,
                  sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15,
                  alignment_modes: list[str] | None = None, n_base_rows: int | None = None,
-                 pin_memory: bool | None = None, val_num_workers: int | None = None):
+                 pin_memory: bool | None = None, val_num_workers: int | None = None, bucket_chunks: int = 0):
         super().__init__()
         self.source_specs = list(_plain(sources) or [])
         if not self.source_specs:
@@ -67,6 +68,11 @@ class ZettDataModule(pl.LightningDataModule):
         self.batch_size, self.span_chars, self.block_size = int(batch_size), int(span_chars), int(block_size)
         self.max_pieces, self.n_vocab_subsample, self.bucket = int(max_pieces), n_vocab_subsample, bool(bucket)
         self.alpha, self.separator, self.monolingual = float(alpha), separator, bool(monolingual)
+        # buckets of a fixed row count (static hypernetwork shapes, zett.training.vocab); 0 = one per piece count
+        self.bucket_chunks = int(bucket_chunks or 0)
+        if self.bucket_chunks < 0:
+            raise DataConfigError(f"data.bucket_chunks must be >= 0 (0 = one bucket per piece count), got "
+                                  f"{bucket_chunks}")
         # num_workers null: every core this process may use but one (the training loop's)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         if self.num_workers < 0:
@@ -142,7 +148,8 @@ class ZettDataModule(pl.LightningDataModule):
                 tok = self.base_tokenizer if tok_name == "base" else load_tokenizer(tok_name)
                 tokenizers[tok_name] = FixedTokenizerCollator(
                     tok, self.base_tokenizer, v.get("block_size") or self.block_size, self.max_pieces, self.bucket,
-                    self.objective, self.mlm_probability, self.seed, n_base_rows=self.n_base_rows)
+                    self.objective, self.mlm_probability, self.seed, n_base_rows=self.n_base_rows,
+                    bucket_chunks=self.bucket_chunks)
             if text_name not in texts:
                 spec = v["texts"][text_name]
                 sources = load_sources({"split": "validation", **spec}, "validation")
@@ -163,7 +170,8 @@ class ZettDataModule(pl.LightningDataModule):
                 self.base_tokenizer, self.sampler_factory, self.block_size, self.max_pieces,
                 self.n_vocab_subsample, self.bucket, self.objective, self.mlm_probability, self.seed, rank,
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
-                teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir())
+                teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir(),
+                bucket_chunks=self.bucket_chunks)
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)
@@ -219,8 +227,10 @@ class ZettDataModule(pl.LightningDataModule):
             gathered = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, states)
             states = {k: v for d in gathered for k, v in (d or {}).items()}
-        return {"sampler_states": states}
+        # one substring table for every sampler (zett.training.sampler_state): workers x ranks of a domain
+        # count mostly the same substrings
+        return {"sampler_states": sampler_state.pack(states)}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._sampler_states = dict(state_dict.get("sampler_states", {}))
+        self._sampler_states = sampler_state.unpack(state_dict.get("sampler_states", {}))
         self.collator = None  # rebuilt with the restored states by train_dataloader

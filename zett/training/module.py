@@ -37,6 +37,13 @@ def _fault_injection() -> tuple[int, int] | None:
 BALANCE_MODES = ("fixed", "gradmag")
 
 
+def _pad_rows(x: torch.Tensor, n: int, value) -> torch.Tensor:
+    """x # [R, ...] with ``n`` rows of ``value`` appended (n a host int: no device sync)."""
+    if not n:
+        return x
+    return torch.cat([x, x.new_full((n, *x.shape[1:]), value)])
+
+
 class ZettTrainingModule(pl.LightningModule):
     """hypernet: a ``ZettHypernet`` built for ``base_model``; losses: name -> ``LossTerm``.
 
@@ -55,9 +62,11 @@ class ZettTrainingModule(pl.LightningModule):
     ce_matmul_dtype: the vocabulary projection's matmul dtype in the chunked cross-entropy: "auto" (bfloat16 on
     GPU, float32 on CPU), "float32" or "bfloat16"; the log-softmax is accumulated in float32 either way.
     allow_tf32: let float32 matmuls use TF32 on GPUs that have it (set when fitting starts).
-    compile_hypernet: run the hypernetwork's forward through ``torch.compile(dynamic=True)`` (True: the default
-    backend; a string: that backend). Off by default: bucket shapes change every step, so it pays only once shapes
-    are (nearly) static, e.g. with ``data.bucket=false`` and a fixed vocabulary size.
+    compile_hypernet: run the hypernetwork's forward through ``torch.compile`` (True: the default backend; a
+    string: that backend), with PyTorch's automatic dynamic shapes: each call shape is compiled as static until a
+    dimension is seen to change, which then becomes dynamic. Off by default. It pays with fixed bucket shapes
+    (``data.bucket_chunks > 0``: every call has the same row count, widths 1..max_pieces), where the row count
+    stays static; with one bucket per piece count both dimensions change every step.
     """
 
     def __init__(self, base_model, hypernet, losses: dict[str, LossTerm], optimizer: dict | None = None,
@@ -110,7 +119,7 @@ class ZettTrainingModule(pl.LightningModule):
         self._compiled: dict = {}
         if compile_hypernet:
             backend = compile_hypernet if isinstance(compile_hypernet, str) else "inductor"
-            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=True, backend=backend)
+            self._compiled["hypernet"] = torch.compile(self.hypernet, dynamic=None, backend=backend)
 
     # ------------------------------------------------------------------ frozen base
     @property
@@ -161,6 +170,9 @@ class ZettTrainingModule(pl.LightningModule):
         surface_ids/surface_mask [S, L]; special [S]; buckets: (start, end, pieces) rows as a list (the
         collator's ``bucket_spans``: host data, no device sync) or a [n, 3] tensor, or None; overflow_ids /
         overflow_mask [S, E] pieces past max_pieces (the FVT mean's; None = none truncated).
+        A bucket whose end passes S (the fixed layout's last bucket, ``zett.training.vocab``) is padded to its
+        full row count with rows without pieces, and their predictions dropped, so its shape is the layout's.
+        A bucket narrower than max_pieces holds no truncated token: it gets no overflow pieces.
         -> E_in [S, d], E_out [S, d], bias [S] | None
         """
         source = self.source
@@ -172,16 +184,29 @@ class ZettTrainingModule(pl.LightningModule):
         else:
             spans = [tuple(int(x) for x in row) for row in buckets]
         outs = []
+        n_rows, max_pieces = surface_ids.shape[0], self.hypernet.config.max_pieces
+        if overflow_ids is not None and overflow_ids.shape[1] == 0:
+            overflow_ids = overflow_mask = None
         timer = getattr(self, "hypernet_timer", None)  # set by ThroughputMonitor while fitting
         with timer if timer is not None and self.training else contextlib.nullcontext():
             for start, end, width in spans:
-                sp = None if special is None else special[start:end]
-                ov_ids = None if overflow_ids is None else overflow_ids[start:end]
-                ov_mask = None if overflow_mask is None else overflow_mask[start:end]
+                pad = max(0, end - n_rows)  # host ints: padding the fixed layout's last bucket needs no sync
+                ids = _pad_rows(surface_ids[start:end, :width], pad, 0)
+                mask = _pad_rows(surface_mask[start:end, :width], pad, False)
+                sp = None if special is None else _pad_rows(special[start:end], pad, -1)
+                ov_ids = ov_mask = None
+                if overflow_ids is not None and width >= max_pieces:
+                    ov_ids = _pad_rows(overflow_ids[start:end], pad, 0)
+                    ov_mask = _pad_rows(overflow_mask[start:end], pad, False)
                 hypernet = self._compiled.get("hypernet", self.hypernet)
-                outs.append(hypernet(surface_ids[start:end, :width], surface_mask[start:end, :width], source,
-                                     special=sp, source_bias=source_bias, overflow_ids=ov_ids,
-                                     overflow_mask=ov_mask, validate=False))
+                out = hypernet(ids, mask, source, special=sp, source_bias=source_bias, overflow_ids=ov_ids,
+                               overflow_mask=ov_mask, validate=False)
+                if pad:
+                    keep = end - start - pad
+                    e_in = out.input_embeddings[:keep]
+                    e_out = e_in if out.output_embeddings is out.input_embeddings else out.output_embeddings[:keep]
+                    out = type(out)(e_in, e_out, None if out.bias is None else out.bias[:keep])
+                outs.append(out)
         if len(outs) == 1:
             o = outs[0]
             return o.input_embeddings, o.output_embeddings, o.bias

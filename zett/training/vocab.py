@@ -8,6 +8,12 @@ Two cost savers (ARCHITECTURE.md, cost model):
 - *Bucketing*: order the rows by piece count so that each contiguous bucket is run through the hypernetwork with
   its own (short) surface length instead of padding every token to ``max_pieces``. The hypernetwork has no
   cross-token interaction, so the result is the same.
+- *Fixed bucket shapes* (``chunks > 0``): instead of one bucket per piece count (row counts that change every
+  step), the sorted rows are cut into ``chunks`` buckets of one row count ``R`` chosen from the number of rows
+  alone (``fixed_row_count``), each as wide as its longest token. The last bucket runs past the real rows;
+  ``ZettTrainingModule.predict`` pads it to ``R`` rows and drops the padding's predictions. So every hypernetwork
+  call has shape [R, w] with w in 1..max_pieces: the same few shapes step after step (``torch.compile`` and CUDA
+  graphs need repeating shapes), at the price of some padding inside each bucket.
 """
 
 from __future__ import annotations
@@ -28,13 +34,30 @@ class VocabSelection:
     logit_offset: torch.Tensor | None = None
 
 
-def buckets_by_length(lengths: torch.Tensor, bucket: bool) -> torch.Tensor:
-    """Contiguous runs of equal piece count in ``lengths`` [S] (already sorted when ``bucket``) -> [n, 3]."""
+def fixed_row_count(n_rows: int, chunks: int, row_multiple: int = 64) -> int:
+    """Rows per bucket of the fixed layout: ceil(n_rows / chunks) rounded up to a multiple of ``row_multiple``, so
+    that vocabularies of nearly the same size (a subsample topped up by a batch's own tokens) share one shape."""
+    per = -(-max(int(n_rows), 1) // int(chunks))
+    return -(-per // int(row_multiple)) * int(row_multiple)
+
+
+def buckets_by_length(lengths: torch.Tensor, bucket: bool, chunks: int = 0, row_multiple: int = 64) -> torch.Tensor:
+    """Bucket layout [n, 3] rows (start, end, pieces) over ``lengths`` [S] (already sorted when ``bucket``).
+
+    chunks 0: contiguous runs of equal piece count. chunks > 0 (with ``bucket``): buckets of
+    ``fixed_row_count(S, chunks, row_multiple)`` rows each, ``pieces`` = the longest token in the bucket; the last
+    bucket's ``end`` may pass S (its rows past S are padding, see the module docstring). Host data only.
+    """
     n = lengths.numel()
     if n == 0:
         return torch.zeros(0, 3, dtype=torch.long)
     if not bucket:
         return torch.tensor([[0, n, int(lengths.max().clamp(min=1))]], dtype=torch.long)
+    if chunks:
+        rows = fixed_row_count(n, chunks, row_multiple)
+        starts = torch.arange(0, n, rows)
+        last = (starts + rows).clamp(max=n) - 1                      # last real row of each bucket
+        return torch.stack([starts, starts + rows, lengths[last].clamp(min=1)], dim=1)
     change = torch.nonzero(lengths[1:] != lengths[:-1]).flatten() + 1
     starts = torch.cat([torch.zeros(1, dtype=torch.long), change])
     ends = torch.cat([change, torch.tensor([n])])
@@ -43,11 +66,12 @@ def buckets_by_length(lengths: torch.Tensor, bucket: bool) -> torch.Tensor:
 
 def select_vocab(lengths: torch.Tensor, special: torch.Tensor, used_ids: torch.Tensor | None = None,
                  n_subsample: int | None = None, bucket: bool = True,
-                 generator: torch.Generator | None = None) -> VocabSelection:
+                 generator: torch.Generator | None = None, chunks: int = 0) -> VocabSelection:
     """Choose and order the rows to predict.
 
     lengths [V] pieces per token; special [V] (>= 0 for special tokens); used_ids: ids occurring in the batch.
-    Without ``n_subsample`` (or when it is >= V) every row is kept.
+    Without ``n_subsample`` (or when it is >= V) every row is kept. chunks: the bucket layout
+    (``buckets_by_length``; 0 = one bucket per piece count, > 0 = that many buckets of a fixed row count).
 
     Subsampling makes the softmax run over a biased subset: every target is in it, but most competitors are not,
     so an unconstrained model learns to raise all logits. Each uniformly sampled row therefore stands for
@@ -80,4 +104,4 @@ def select_vocab(lengths: torch.Tensor, special: torch.Tensor, used_ids: torch.T
         offset = None if offset is None else offset[order]
     remap = torch.zeros(v, dtype=torch.long)
     remap[ids] = torch.arange(ids.numel())
-    return VocabSelection(ids, remap, buckets_by_length(lengths[ids], bucket), offset)
+    return VocabSelection(ids, remap, buckets_by_length(lengths[ids], bucket, chunks), offset)

@@ -1,0 +1,155 @@
+"""Fixed bucket shapes (``data.bucket_chunks``): every hypernetwork call of a step has one row count, fixed by the
+vocabulary size, and the layout gives the same loss and gradients as one call over all rows padded to max_pieces."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+from zett.testing import SAMPLE_TEXTS
+from zett.training.syncs import count_host_syncs
+from zett.training.vocab import buckets_by_length, fixed_row_count
+
+MAX_PIECES = 4  # small, so that some sampled tokens are truncated and the overflow (FVT) path runs
+
+
+@pytest.fixture(scope="module")
+def base():
+    from zett.testing import tiny_llama, train_tokenizer
+
+    tok = train_tokenizer(vocab_size=300, kind="bpe")
+    return tiny_llama(tok), tok
+
+
+class _Trainer:
+    world_size, global_step, global_rank, log_every_n_steps = 1, 0, 0, 10
+
+
+def _module(model):
+    from zett.models import ZettHypernet
+    from zett.training.losses import CausalLMLoss, LexicalLoss
+    from zett.training.module import ZettTrainingModule
+
+    hypernet = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=2, num_heads=2, seed=0,
+                                            max_pieces=MAX_PIECES)
+    module = ZettTrainingModule(model, hypernet, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
+                                scheduler={"learning_rates": [1e-3], "warmup_steps": [1], "total_steps": 10})
+    with torch.no_grad():  # a non-zero correction, so the encoder's output matters
+        g = torch.Generator().manual_seed(0)
+        for p in module.hypernet.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    module._trainer = _Trainer()
+    module.log = module.log_dict = lambda *a, **k: None
+    return module
+
+
+def _collator(tok, chunks, n_subsample=None):
+    from zett.tokenizers import TokenizerSampler
+    from zett.training.collator import SampledTokenizerCollator
+
+    return SampledTokenizerCollator(tok, functools.partial(TokenizerSampler, vocab_size=450, queue_size=2),
+                                    block_size=24, max_pieces=MAX_PIECES, n_subsample=n_subsample, bucket=True,
+                                    seed=0, warmup_texts={"d": SAMPLE_TEXTS}, bucket_chunks=chunks)
+
+
+def test_fixed_layout_has_one_row_count_and_covers_every_row():
+    lengths = torch.tensor([1] * 50 + [2] * 30 + [3] * 17 + [7] * 3)  # sorted, S = 100
+    assert fixed_row_count(100, 4, 8) == 32 and fixed_row_count(100, 4, 64) == 64 and fixed_row_count(1, 8, 64) == 64
+    spans = buckets_by_length(lengths, True, chunks=4, row_multiple=8).tolist()
+    assert spans == [[0, 32, 1], [32, 64, 2], [64, 96, 3], [96, 128, 7]]  # last one runs past S: padding
+    for start, end, width in spans:
+        assert bool((lengths[start:end] <= width).all()) and width == int(lengths[start:min(end, 100)].max())
+    # the default layout: one bucket per piece count, exact row counts
+    assert buckets_by_length(lengths, True).tolist() == [[0, 50, 1], [50, 80, 2], [80, 97, 3], [97, 100, 7]]
+    assert buckets_by_length(lengths, False, chunks=4).tolist() == [[0, 100, 7]]
+
+
+def test_fixed_layout_repeats_its_shapes_across_steps(base):
+    _, tok = base
+    col = _collator(tok, chunks=4, n_subsample=256)
+    rows, widths = set(), []
+    for i in range(4):
+        batch = col({"texts": SAMPLE_TEXTS[i: i + 4], "domain": "d"})
+        s = batch["surface_ids"].shape[0]
+        spans = batch["bucket_spans"]
+        rows |= {end - start for start, end, _ in spans}
+        widths.append([w for _, _, w in spans])
+        assert spans[0][0] == 0 and spans[-1][1] >= s and all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+        e = batch["overflow_ids"].shape[1]
+        assert e & (e - 1) == 0  # overflow width rounded to a power of two (0 included)
+    assert rows == {fixed_row_count(256, 4)}  # one row count, step after step
+    assert all(1 <= w <= MAX_PIECES for ws in widths for w in ws)
+
+
+def _loss_and_grads(module, batch):
+    module.zero_grad(set_to_none=True)
+    loss = module.training_step(dict(batch), 0)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in module.hypernet.named_parameters() if p.grad is not None}
+    return float(loss.detach()), grads
+
+
+def test_fixed_and_length_buckets_give_the_padded_layouts_loss_and_gradients(base):
+    model, tok = base
+    module = _module(model)
+    fixed = _collator(tok, chunks=3)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
+    by_length = _collator(tok, chunks=0)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
+    s = fixed["surface_ids"].shape[0]
+    assert fixed["bucket_spans"][-1][1] > s            # the last bucket is padded
+    assert len(by_length["bucket_spans"]) > 1
+    assert int(fixed["overflow_mask"].sum()) > 0        # truncated tokens: the FVT mean reads their overflow
+    assert torch.equal(fixed["input_ids"], by_length["input_ids"])  # same rows, same order
+    # the reference: one call over every row, padded to max_pieces
+    width = fixed["surface_ids"].shape[1]
+    pad = MAX_PIECES - width
+    padded = dict(fixed, bucket_spans=[(0, s, MAX_PIECES)], buckets=None,
+                  surface_ids=torch.nn.functional.pad(fixed["surface_ids"], (0, pad)),
+                  surface_mask=torch.nn.functional.pad(fixed["surface_mask"], (0, pad)))
+    loss_p, grads_p = _loss_and_grads(module, padded)
+    assert len(grads_p) > 10
+    for batch in (fixed, by_length):
+        loss, grads = _loss_and_grads(module, batch)
+        assert loss == pytest.approx(loss_p, rel=1e-5, abs=1e-5)
+        assert grads.keys() == grads_p.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], grads_p[name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_fixed_layout_step_has_no_host_sync(base):
+    model, tok = base
+    module = _module(model)
+    batch = _collator(tok, chunks=3, n_subsample=250)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
+    assert batch["bucket_spans"][-1][1] > batch["surface_ids"].shape[0]  # the padding path runs
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
+
+    def step():
+        loss = module.training_step(dict(batch), 0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    with count_host_syncs() as syncs:
+        step()
+    assert syncs.within("/zett/") == 0, dict(syncs.by_site)
+
+
+def test_negative_bucket_chunks_is_refused(base):
+    _, tok = base
+    with pytest.raises(ValueError, match="data.bucket_chunks must be >= 0"):
+        _collator(tok, chunks=-1)
+
+
+def test_compiled_hypernet_on_the_fixed_layout_gives_the_plain_loss(base):
+    model, tok = base
+    plain = _module(model)
+    compiled = _module(model)  # what compile_hypernet="eager" sets up (dynamo traces, no kernels generated)
+    compiled._compiled["hypernet"] = torch.compile(compiled.hypernet, dynamic=None, backend="eager")
+    col = _collator(tok, chunks=3, n_subsample=250)
+    for i in range(2):  # two steps: the second reuses the first's shapes
+        batch = col({"texts": SAMPLE_TEXTS[i: i + 4], "domain": "d"})
+        a, b = plain.training_step(dict(batch), 0), compiled.training_step(dict(batch), 0)
+        torch.testing.assert_close(a, b)
