@@ -48,3 +48,47 @@ def base_dir(tmp_path_factory):
     tiny_llama(tok).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_bpe(bpe_tokenizer):
+    """(tiny Llama, its byte-level BPE tokenizer), shared by a test module's training-step tests."""
+    from zett.testing import tiny_llama
+
+    return tiny_llama(bpe_tokenizer), bpe_tokenizer
+
+
+class _StepTrainer:
+    """The few trainer attributes ``training_step`` reads (no logging)."""
+
+    world_size, global_step, global_rank, log_every_n_steps = 1, 0, 0, 10
+
+
+@pytest.fixture
+def step_module():
+    """Factory of a ``ZettTrainingModule`` used outside a Trainer (CLM + lexical losses, a tiny hypernetwork, logging
+    off): ``step_module(model, hypernet={...}, perturb=0.05, **module_kwargs)``. ``perturb`` adds seeded noise to the
+    hypernetwork's trainable weights so that its correction (not only the FVT residual) shapes the loss."""
+    import torch
+
+    from zett.models import ZettHypernet
+    from zett.training.losses import CausalLMLoss, LexicalLoss
+    from zett.training.module import ZettTrainingModule
+
+    def make(model, hypernet=None, perturb=0.0, **kwargs):
+        hn = ZettHypernet.from_base_model(model, **{"hidden_size": 16, "num_layers": 1, "num_heads": 2, "seed": 0,
+                                                    **(hypernet or {})})
+        module = ZettTrainingModule(model, hn, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
+                                    scheduler={"learning_rates": [1e-3], "warmup_steps": [1], "total_steps": 10},
+                                    **kwargs)
+        if perturb:
+            g = torch.Generator().manual_seed(0)
+            with torch.no_grad():
+                for p in module.hypernet.parameters():
+                    if p.requires_grad:
+                        p.add_(perturb * torch.randn(p.shape, generator=g))
+        module._trainer = _StepTrainer()
+        module.log = module.log_dict = lambda *a, **k: None
+        return module
+
+    return make

@@ -13,37 +13,8 @@ from zett.training.syncs import count_host_syncs
 from zett.training.vocab import buckets_by_length, fixed_row_count
 
 MAX_PIECES = 4  # small, so that some sampled tokens are truncated and the overflow (FVT) path runs
+HYPERNET = {"num_layers": 2, "max_pieces": MAX_PIECES}
 
-
-@pytest.fixture(scope="module")
-def base():
-    from zett.testing import tiny_llama, train_tokenizer
-
-    tok = train_tokenizer(vocab_size=300, kind="bpe")
-    return tiny_llama(tok), tok
-
-
-class _Trainer:
-    world_size, global_step, global_rank, log_every_n_steps = 1, 0, 0, 10
-
-
-def _module(model):
-    from zett.models import ZettHypernet
-    from zett.training.losses import CausalLMLoss, LexicalLoss
-    from zett.training.module import ZettTrainingModule
-
-    hypernet = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=2, num_heads=2, seed=0,
-                                            max_pieces=MAX_PIECES)
-    module = ZettTrainingModule(model, hypernet, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
-                                scheduler={"learning_rates": [1e-3], "warmup_steps": [1], "total_steps": 10})
-    with torch.no_grad():  # a non-zero correction, so the encoder's output matters
-        g = torch.Generator().manual_seed(0)
-        for p in module.hypernet.parameters():
-            if p.requires_grad:
-                p.add_(0.05 * torch.randn(p.shape, generator=g))
-    module._trainer = _Trainer()
-    module.log = module.log_dict = lambda *a, **k: None
-    return module
 
 
 def _collator(tok, chunks, n_subsample=None):
@@ -67,8 +38,8 @@ def test_fixed_layout_has_one_row_count_and_covers_every_row():
     assert buckets_by_length(lengths, False, chunks=4).tolist() == [[0, 100, 7]]
 
 
-def test_fixed_layout_repeats_its_shapes_across_steps(base):
-    _, tok = base
+def test_fixed_layout_repeats_its_shapes_across_steps(tiny_llama_bpe):
+    _, tok = tiny_llama_bpe
     col = _collator(tok, chunks=4, n_subsample=256)
     rows, widths = set(), []
     for i in range(4):
@@ -92,9 +63,9 @@ def _loss_and_grads(module, batch):
     return float(loss.detach()), grads
 
 
-def test_fixed_and_length_buckets_give_the_padded_layouts_loss_and_gradients(base):
-    model, tok = base
-    module = _module(model)
+def test_fixed_and_length_buckets_give_the_padded_layouts_loss_and_gradients(tiny_llama_bpe, step_module):
+    model, tok = tiny_llama_bpe
+    module = step_module(model, hypernet=HYPERNET, perturb=0.05)
     fixed = _collator(tok, chunks=3)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
     by_length = _collator(tok, chunks=0)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
     s = fixed["surface_ids"].shape[0]
@@ -118,9 +89,9 @@ def test_fixed_and_length_buckets_give_the_padded_layouts_loss_and_gradients(bas
             torch.testing.assert_close(grads[name], grads_p[name], atol=1e-5, rtol=1e-5, msg=name)
 
 
-def test_fixed_layout_step_has_no_host_sync(base):
-    model, tok = base
-    module = _module(model)
+def test_fixed_layout_step_has_no_host_sync(tiny_llama_bpe, step_module):
+    model, tok = tiny_llama_bpe
+    module = step_module(model, hypernet=HYPERNET, perturb=0.05)
     batch = _collator(tok, chunks=3, n_subsample=250)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
     assert batch["bucket_spans"][-1][1] > batch["surface_ids"].shape[0]  # the padding path runs
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
@@ -137,16 +108,17 @@ def test_fixed_layout_step_has_no_host_sync(base):
     assert syncs.within("/zett/") == 0, dict(syncs.by_site)
 
 
-def test_negative_bucket_chunks_is_refused(base):
-    _, tok = base
+def test_negative_bucket_chunks_is_refused(tiny_llama_bpe):
+    _, tok = tiny_llama_bpe
     with pytest.raises(ValueError, match="data.bucket_chunks must be >= 0"):
         _collator(tok, chunks=-1)
 
 
-def test_compiled_hypernet_on_the_fixed_layout_gives_the_plain_loss(base):
-    model, tok = base
-    plain = _module(model)
-    compiled = _module(model)  # what compile_hypernet="eager" sets up (dynamo traces, no kernels generated)
+def test_compiled_hypernet_on_the_fixed_layout_gives_the_plain_loss(tiny_llama_bpe, step_module):
+    model, tok = tiny_llama_bpe
+    plain = step_module(model, hypernet=HYPERNET, perturb=0.05)
+    # what compile_hypernet="eager" sets up (dynamo traces, no kernels generated)
+    compiled = step_module(model, hypernet=HYPERNET, perturb=0.05)
     compiled._compiled["hypernet"] = torch.compile(compiled.hypernet, dynamic=None, backend="eager")
     col = _collator(tok, chunks=3, n_subsample=250)
     for i in range(2):  # two steps: the second reuses the first's shapes

@@ -12,33 +12,6 @@ from zett.testing import SAMPLE_TEXTS
 from zett.training.syncs import count_host_syncs
 
 
-@pytest.fixture(scope="module")
-def base():
-    from zett.testing import tiny_llama, train_tokenizer
-
-    tok = train_tokenizer(vocab_size=300, kind="bpe")
-    return tiny_llama(tok), tok
-
-
-class _Trainer:
-    """The few trainer attributes training_step reads (no logging)."""
-    world_size, global_step, global_rank, log_every_n_steps = 1, 0, 0, 10
-
-
-def _module(model, **kwargs):
-    from zett.models import ZettHypernet
-    from zett.training.losses import CausalLMLoss, LexicalLoss
-    from zett.training.module import ZettTrainingModule
-
-    hypernet = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=1, num_heads=2, seed=0)
-    module = ZettTrainingModule(model, hypernet, {"clm": CausalLMLoss(), "lexical": LexicalLoss(0.5)},
-                                scheduler={"learning_rates": [1e-3], "warmup_steps": [1], "total_steps": 10},
-                                **kwargs)
-    module._trainer = _Trainer()
-    module.log = module.log_dict = lambda *a, **k: None
-    return module
-
-
 def _batch(tok, bucket=True, n_subsample=None, seed=0):
     from zett.tokenizers import TokenizerSampler
     from zett.training.collator import SampledTokenizerCollator
@@ -50,9 +23,9 @@ def _batch(tok, bucket=True, n_subsample=None, seed=0):
 
 
 @pytest.mark.parametrize("n_subsample", [None, 400])
-def test_steady_state_step_has_no_host_sync(base, n_subsample):
-    model, tok = base
-    module = _module(model)
+def test_steady_state_step_has_no_host_sync(tiny_llama_bpe, step_module, n_subsample):
+    model, tok = tiny_llama_bpe
+    module = step_module(model)
     batch = _batch(tok, n_subsample=n_subsample)
     assert len(batch["bucket_spans"]) > 1  # several buckets: the per-bucket slicing is exercised
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
@@ -79,15 +52,15 @@ def test_counter_sees_the_syncs_it_should():
     assert syncs.total == 6
 
 
-def test_non_finite_loss_raises_at_the_next_check_not_before(base):
+def test_non_finite_loss_raises_at_the_next_check_not_before(tiny_llama_bpe, step_module):
     from zett.training.losses import LossTerm
 
     class Broken(LossTerm):
         def forward(self, ctx):
             return ctx.zero() * float("nan")
 
-    model, tok = base
-    module = _module(model, nonfinite_check_every=3)
+    model, tok = tiny_llama_bpe
+    module = step_module(model, nonfinite_check_every=3)
     module.losses["broken"] = Broken()
     batch = _batch(tok)
     for step in (0, 1):  # no check yet: the steps run on without reading the flag
@@ -97,14 +70,14 @@ def test_non_finite_loss_raises_at_the_next_check_not_before(base):
     with pytest.raises(FloatingPointError, match=r"rank 0: nan at step 0.*lower scheduler.learning_rates"):
         module.training_step(dict(batch), 0)
     with pytest.raises(ValueError, match="nonfinite_check_every"):
-        _module(model, nonfinite_check_every=0)
+        step_module(model, nonfinite_check_every=0)
 
 
-def test_bucketed_layout_gives_the_same_loss_and_gradients_as_padded(base):
-    model, tok = base
+def test_bucketed_layout_gives_the_same_loss_and_gradients_as_padded(tiny_llama_bpe, step_module):
+    model, tok = tiny_llama_bpe
     results = []
     for bucket in (True, False):
-        module = _module(model)
+        module = step_module(model)
         with torch.no_grad():  # a non-zero correction, so the encoder's output matters
             g = torch.Generator().manual_seed(0)
             for p in module.hypernet.parameters():
@@ -147,7 +120,7 @@ def test_chunked_ce_bf16_matmuls_track_float32_and_keep_float32_statistics():
     assert (out[torch.bfloat16][0] != out[torch.float32][0]).any()  # the bf16 path really ran
 
 
-def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(base):
+def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(tiny_llama_bpe):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -155,7 +128,7 @@ def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(base):
     from zett.training import CONFIG_DIR
     from zett.training.fsdp import hypernet_wrap_policy
 
-    model, _ = base
+    model, _ = tiny_llama_bpe
     hn = ZettHypernet.from_base_model(model, hidden_size=16, num_layers=3, num_heads=2)
     policy = hypernet_wrap_policy()
     units = [m for m in hn.modules() if policy(m, recurse=False, nonwrapped_numel=0)]
@@ -167,11 +140,11 @@ def test_fsdp_wrap_policy_makes_each_encoder_layer_and_head_a_unit(base):
     assert [m for m in hn.modules() if from_yaml(m, recurse=False, nonwrapped_numel=0)] == units
 
 
-def test_flop_accounting_by_hand(base):
+def test_flop_accounting_by_hand(tiny_llama_bpe):
     from zett.models import ZettHypernet
     from zett.training.throughput import base_matmul_params, hypernet_matmul_params, step_flops
 
-    model, _ = base
+    model, _ = tiny_llama_bpe
     c = model.config
     h, i, n_layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
     kv = c.num_key_value_heads * (h // c.num_attention_heads)
@@ -212,10 +185,10 @@ def test_throughput_metrics_are_logged_while_training(tmp_path):
         assert 0 < float(r["perf/hypernet_flop_share"]) < 1 and float(r["perf/mfu_measured"]) > 0
 
 
-def test_compiled_hypernet_gives_the_same_step_and_stays_out_of_the_state_dict(base):
-    model, tok = base
+def test_compiled_hypernet_gives_the_same_step_and_stays_out_of_the_state_dict(tiny_llama_bpe, step_module):
+    model, tok = tiny_llama_bpe
     batch = _batch(tok)
-    plain, compiled = _module(model), _module(model, compile_hypernet="eager")
+    plain, compiled = step_module(model), step_module(model, compile_hypernet="eager")
     compiled.hypernet.load_state_dict(plain.hypernet.state_dict())
     assert "hypernet" in compiled._compiled and compiled.state_dict().keys() == plain.state_dict().keys()
     a, b = plain.training_step(dict(batch), 0), compiled.training_step(dict(batch), 0)
