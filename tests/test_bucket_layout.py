@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from zett.testing import SAMPLE_TEXTS
-from zett.training.syncs import count_host_syncs
 from zett.training.vocab import buckets_by_length, fixed_row_count
 
 MAX_PIECES = 4  # small, so that some sampled tokens are truncated and the overflow (FVT) path runs
@@ -87,25 +86,6 @@ def test_fixed_and_length_buckets_give_the_padded_layouts_loss_and_gradients(tin
         assert grads.keys() == grads_p.keys()
         for name in grads:
             torch.testing.assert_close(grads[name], grads_p[name], atol=1e-5, rtol=1e-5, msg=name)
-
-
-def test_fixed_layout_step_has_no_host_sync(tiny_llama_bpe, step_module):
-    model, tok = tiny_llama_bpe
-    module = step_module(model, hypernet=HYPERNET, perturb=0.05)
-    batch = _collator(tok, chunks=3, n_subsample=250)({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
-    assert batch["bucket_spans"][-1][1] > batch["surface_ids"].shape[0]  # the padding path runs
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
-
-    def step():
-        loss = module.training_step(dict(batch), 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    step()
-    with count_host_syncs() as syncs:
-        step()
-    assert syncs.within("/zett/") == 0, dict(syncs.by_site)
 
 
 def test_negative_bucket_chunks_is_refused(tiny_llama_bpe):

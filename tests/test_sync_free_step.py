@@ -12,22 +12,26 @@ from zett.testing import SAMPLE_TEXTS
 from zett.training.syncs import count_host_syncs
 
 
-def _batch(tok, bucket=True, n_subsample=None, seed=0):
+def _batch(tok, bucket=True, n_subsample=None, seed=0, chunks=0):
     from zett.tokenizers import TokenizerSampler
     from zett.training.collator import SampledTokenizerCollator
 
     col = SampledTokenizerCollator(tok, functools.partial(TokenizerSampler, vocab_size=450, queue_size=2),
                                    block_size=24, n_subsample=n_subsample, bucket=bucket, seed=seed,
-                                   warmup_texts={"d": SAMPLE_TEXTS})
+                                   warmup_texts={"d": SAMPLE_TEXTS}, bucket_chunks=chunks)
     return col({"texts": SAMPLE_TEXTS[:4], "domain": "d"})
 
 
-@pytest.mark.parametrize("n_subsample", [None, 400])
-def test_steady_state_step_has_no_host_sync(tiny_llama_bpe, step_module, n_subsample):
+@pytest.mark.parametrize(("n_subsample", "chunks"), [(None, 0), (400, 0), (250, 3)])
+def test_steady_state_step_has_no_host_sync(tiny_llama_bpe, step_module, n_subsample, chunks):
+    """Per piece-count buckets (chunks 0) and the fixed layout (``data.bucket_chunks``, whose last bucket is padded
+    in the step)."""
     model, tok = tiny_llama_bpe
     module = step_module(model)
-    batch = _batch(tok, n_subsample=n_subsample)
+    batch = _batch(tok, n_subsample=n_subsample, chunks=chunks)
     assert len(batch["bucket_spans"]) > 1  # several buckets: the per-bucket slicing is exercised
+    if chunks:
+        assert batch["bucket_spans"][-1][1] > batch["surface_ids"].shape[0]  # the padding path runs
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3, foreach=False)
 
     def step():
