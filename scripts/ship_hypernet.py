@@ -47,12 +47,8 @@ def previous_card(run: Path, name: str) -> dict | None:
     init = _config(run).get("init_hypernet")
     if not init:
         return None
-    readme = hypernets.path(name) / "README.md" if init == "shipped" else Path(init) / "README.md"
-    if not readme.exists():
-        return {"name": str(init), "steps": 0, "token_positions_seen": 0, "wall_seconds": None, "stages": []}
-    text = readme.read_text()
-    start = text.find("<!-- zett-card")
-    return json.loads(text[start + len("<!-- zett-card"):text.index("-->", start)]) if start >= 0 else None
+    meta = hypernets.card_metadata(name if init == "shipped" else Path(init))
+    return meta or {"name": str(init), "steps": 0, "token_positions_seen": 0, "wall_seconds": None, "stages": []}
 
 
 def _join_curves(previous: dict, cols: list[str], curve: list[list]) -> tuple[list[str], list[list], list[int]]:

@@ -132,9 +132,13 @@ def shard_sizes(name: str) -> dict[str, int]:
     return {f.name: f.stat().st_size for f in sorted(p.glob("*.safetensors"))}
 
 
-def card_metadata(name: str) -> dict:
-    """The JSON block between ``<!-- zett-card`` and ``-->`` in the card (training facts a test can check)."""
-    text = (path(name) / "README.md").read_text()
+def card_metadata(name: str | Path) -> dict:
+    """The JSON block between ``<!-- zett-card`` and ``-->`` in the card (training facts a test can check) of the
+    hypernetwork shipped as ``name``, or of a hypernetwork directory given as a ``Path`` ({} without a card)."""
+    card = (name if isinstance(name, Path) else path(name)) / "README.md"
+    if not card.exists():
+        return {}
+    text = card.read_text()
     start = text.find("<!-- zett-card")
     if start < 0:
         return {}
