@@ -22,16 +22,12 @@ def _as_list(value, name: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def _is_local(corpus: str) -> bool:
-    p = Path(corpus).expanduser()
-    return p.exists() and (bool(p.suffix) or p.is_dir())
-
-
 def check_corpus(corpus: str, setting: str) -> None:
     """An asset of kind corpus, or a readable local .txt/.jsonl file or directory (UTF-8 text)."""
     from zett.assets import REGISTRY
+    from zett.eval.texts import is_local
 
-    if _is_local(corpus):
+    if is_local(corpus):
         from zett.cli.validate import check_text_head, read_text_file
 
         p = Path(corpus).expanduser()
@@ -66,7 +62,7 @@ def check_eval_config(c: dict) -> None:
     """Raise :class:`UserError` for any setting of ``configs/eval.yaml`` that cannot work (no model is loaded)."""
     from zett.cli.validate import boolean
     from zett.eval.runner import METHODS
-    from zett.eval.texts import MULTILINGUAL
+    from zett.eval.texts import MULTILINGUAL, is_local
     from zett.outputs import check_output_dir
 
     if not c.get("output_dir"):
@@ -115,7 +111,7 @@ def check_eval_config(c: dict) -> None:
             from zett.eval.texts import _local_corpus, local_part
 
             for x in corpora:
-                if _is_local(x):
+                if is_local(x):
                     try:
                         local_part(_local_corpus(Path(x).expanduser()), "train", f"corpora: {x}")
                     except ValueError as e:
@@ -123,7 +119,7 @@ def check_eval_config(c: dict) -> None:
                                         f"each local corpus, but {e}") from e
         for x in focus_corpora:
             check_corpus(x, "focus.corpora")
-            if _is_local(x) and any(_is_local(y) and Path(y).expanduser().resolve() == Path(x).expanduser().resolve()
+            if is_local(x) and any(is_local(y) and Path(y).expanduser().resolve() == Path(x).expanduser().resolve()
                                     for y in corpora):
                 raise UserError(f"focus.corpora: {x} is also evaluated (corpora); FOCUS must not train on the text "
                                 "it is scored on: give other text in focus.corpora")
