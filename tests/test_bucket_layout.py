@@ -105,3 +105,17 @@ def test_compiled_hypernet_on_the_fixed_layout_gives_the_plain_loss(tiny_llama_b
         batch = col({"texts": SAMPLE_TEXTS[i: i + 4], "domain": "d"})
         a, b = plain.training_step(dict(batch), 0), compiled.training_step(dict(batch), 0)
         torch.testing.assert_close(a, b)
+
+
+def test_source_mean_under_compile_leaves_the_id_cache_alone():
+    """A compiled step must not read or write the id-keyed cache: dynamo would guard on a dict entry that can vanish
+    when its tensor is freed (CI failed with ``InternalTorchDynamoError: KeyError`` on such a guard)."""
+    from zett.models import pieces
+
+    source = torch.randn(7, 4)
+    before = dict(pieces._SOURCE_MEANS)
+    compiled = torch.compile(lambda x: pieces.source_mean(x) + 1.0, backend="eager")
+    torch.testing.assert_close(compiled(source), source.mean(0) + 1.0)
+    assert pieces._SOURCE_MEANS == before
+    torch.testing.assert_close(pieces.source_mean(source), source.mean(0))  # eager calls still cache
+    assert id(source) in pieces._SOURCE_MEANS

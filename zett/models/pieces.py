@@ -20,7 +20,13 @@ def base_piece_mask(surface_ids: torch.Tensor, surface_mask: torch.Tensor, n_bas
 
 
 def source_mean(source: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Mean row of ``source`` in ``dtype`` # [n_in], computed once per source tensor (and per in-place change)."""
+    """Mean row of ``source`` in ``dtype`` # [n_in], computed once per source tensor (and per in-place change).
+
+    Under ``torch.compile`` the mean is computed in the graph: a cache keyed by ``id()`` would become a dynamo guard
+    on a dict entry that may be gone (or belong to another tensor) when the guard is next checked.
+    """
+    if torch.compiler.is_compiling():
+        return source.to(dtype).mean(0)
     key = (dtype, source._version)
     hit = _SOURCE_MEANS.get(id(source))
     if hit is None or hit[0]() is not source or hit[1] != key:
