@@ -280,3 +280,40 @@ def test_length_chunks_cover_every_token_once_without_padding():
     assert sorted(torch.cat(chunks).tolist()) == list(range(len(lengths)))
     assert all(len(c) <= 3 and len(set(lengths[c].tolist())) == 1 for c in chunks)
     assert len(chunks) == 6            # lengths 0, 1, 2 (5 tokens: 3 + 2), 3, 7
+
+
+@pytest.mark.parametrize("method", ["fvt", "hypernet", "lexical"])
+def test_byte_fallback_twins_get_the_mean_row(method, untied, base_tok):
+    """A ``<0xNN>`` piece whose byte is also a regular token is never emitted (``.`` wins over ``<0x2E>``); every
+    method gives it the mean base row instead of a copy of its twin's row, which would split the twin's probability.
+    """
+    from zett.models.pieces import source_mean
+    from zett.tokenizers import load_tokenizer
+    from zett.tokenizers.bytes import byte_fallback_ids, shadowed_byte_fallback_ids
+
+    assets.path("llama2")  # Llama-2 SentencePiece with <0x00>..<0xFF> (make test prefetches it)
+    target = load_tokenizer("llama2")
+    vocab = target.backend_tokenizer.get_vocab()
+    twins = shadowed_byte_fallback_ids(target)
+    assert vocab["<0x2E>"] in twins and vocab["<0x41>"] in twins
+    assert vocab["<0xE6>"] not in twins and vocab["."] not in twins   # no single-byte token for 0xE6
+    assert set(twins) < byte_fallback_ids(target) and 90 < len(twins) < 256
+    # never emitted, even for every ASCII character; the other fallback pieces are
+    text = "".join(map(chr, range(9, 127))) + " Hello, world.\n\tdef f(x): return x ** 2  # 🦙 ☃ ✓ 東京"
+    emitted = set(target(text, add_special_tokens=False)["input_ids"])
+    assert not emitted & set(twins) and emitted & (byte_fallback_ids(target) - set(twins))
+
+    kwargs = {"hypernet": ZettHypernet.from_base_model(untied, max_pieces=7)} if method == "hypernet" else {}
+    model, tok = zett.transfer(untied, target, method, base_tokenizer=base_tok, progress=False, **kwargs)
+    assert model.zett_transfer_info.n_unemitted_byte_pieces == len(twins)
+    mean = source_mean(adapter.source_embeddings(untied))
+    d = mean.shape[0] // 2
+    e_in, e_out = adapter.input_embeddings(model), adapter.output_embeddings(model)
+    torch.testing.assert_close(e_in[twins], mean[:d].expand(len(twins), d))
+    torch.testing.assert_close(e_out[twins], mean[d:].expand(len(twins), d))
+    # the regular twin keeps its own row (a base token with the same bytes for FVT, hypernet and lexical copy)
+    dot = vocab["."]
+    assert not torch.allclose(e_out[dot], mean[d:])
+    if method == "fvt":
+        base_dot = base_tok.convert_tokens_to_ids(".")
+        torch.testing.assert_close(e_out[dot], adapter.output_embeddings(untied)[base_dot])

@@ -232,3 +232,21 @@ def byte_fallback_ids(tokenizer) -> set[int]:
     if not tokenizer_style(tok.backend_tokenizer).byte_fallback:
         return set()
     return {i for i, s in enumerate(vocab_strings(tok)) if s is not None and _BYTE_FALLBACK.match(s)}
+
+
+def shadowed_byte_fallback_ids(tokenizer) -> list[int]:
+    """Byte-fallback pieces the tokenizer can never emit, sorted: ``<0xNN>`` whose byte is also a regular token.
+
+    Byte fallback replaces a character by its ``<0xNN>`` pieces only when the vocabulary has no token for it, so
+    Gemma-3's ``<0x2E>`` never appears while ``.`` is a token (110 of its 256 pieces are such twins). Transfer methods
+    that work from bytes give a twin the same row as its regular token; with tied output rows the model then splits
+    that token's probability with a token that never occurs."""
+    from zett.tokenizers.load import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    fallback = byte_fallback_ids(tok)
+    if not fallback:
+        return []
+    vocab = byte_vocab(tok)
+    regular = {b for i, b in enumerate(vocab) if b and i not in fallback}
+    return sorted(i for i in fallback if i < len(vocab) and vocab[i] in regular)

@@ -38,6 +38,7 @@ class TransferInfo:
     special_rows_from_base: int = 0
     n_truncated: int = 0
     n_byte_fallback_tokens: int = 0
+    n_unemitted_byte_pieces: int = 0
     n_copied: int | None = None
     config_ids: dict = field(default_factory=dict)
 
@@ -236,6 +237,7 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
         rows = _focus(base, base_tok, tok, sf, source, d, special, source_bias, chunk_size, seed, method_kwargs)
 
     check_finite_rows(rows, method, info.base_model, info.target_tokenizer)
+    info.n_unemitted_byte_pieces = _mean_rows_for_unemitted(rows, tok, source, d, source_bias)
     if ft_tok is not None:
         # rows copied (not predicted) for special tokens come from the fine-tuned model, which may have trained them
         ft_source = adapter.source_embeddings(receiver)
@@ -253,6 +255,25 @@ def transfer(base_model, target_tokenizer, method: str = "fvt", hypernet=None, *
         receiver.to(dtype)
     receiver.zett_transfer_info = info
     return receiver, tok
+
+
+def _mean_rows_for_unemitted(rows: Rows, tok, source: torch.Tensor, d: int, source_bias) -> int:
+    """Byte-fallback pieces the tokenizer never emits (``shadowed_byte_fallback_ids``) get the row FVT gives a token
+    with no base piece, the mean source row, whatever the method: a copy of their regular twin's row would take half
+    of that token's probability. Returns how many rows were set (SmolLM2 -> Gemma-3 tokenizer: 110)."""
+    from zett.models.pieces import source_mean
+    from zett.tokenizers.bytes import shadowed_byte_fallback_ids
+
+    ids = torch.tensor(shadowed_byte_fallback_ids(tok), dtype=torch.long)
+    if not len(ids):
+        return 0
+    mean = source_mean(source)
+    rows.input_embeddings[ids] = mean[:d].to(rows.input_embeddings)
+    if rows.output_embeddings is not None:
+        rows.output_embeddings[ids] = mean[d:2 * d].to(rows.output_embeddings)
+    if rows.bias is not None:
+        rows.bias[ids] = source_bias.float().mean().to(rows.bias)
+    return len(ids)
 
 
 def _set_padding_idx(model) -> None:
