@@ -102,18 +102,20 @@ def test_specials_map_by_role_and_unmatched_ones_are_spelled_out():
 
 def test_metaspace_and_wordpiece_bases(bpe_tokenizer, wordpiece_tokenizer):
     from zett.testing import train_tokenizer
+    from zett.tokenizers import bytes_to_byte_level
 
     unigram = train_tokenizer(vocab_size=300, kind="unigram")
     uv = unigram.backend_tokenizer.get_vocab()
     word = next(t for t in uv if t.startswith("▁") and len(t) > 3)
-    target = make_target(["Ġ" + word[1:]])
+    # make_target takes byte-level spellings: a piece like "##ße" must be spelled from its UTF-8 bytes
+    target = make_target([bytes_to_byte_level(b" " + word[1:].encode())])
     sf = surface_forms(target, unigram)
     assert sf.ids[0, 0].item() == uv[word] and sf.lengths[0] == 1  # " x" is spelled "▁x"
 
     wv = wordpiece_tokenizer.backend_tokenizer.get_vocab()
     cont = next(t for t in wv if t.startswith("##") and len(t) > 3)
     initial = next(t for t in wv if t.isalpha() and len(t) > 3)
-    target = make_target([cont[2:], "Ġ" + initial])
+    target = make_target([bytes_to_byte_level(cont[2:].encode()), bytes_to_byte_level(b" " + initial.encode())])
     sf = surface_forms(target, wordpiece_tokenizer)
     assert sf.ids[0, 0].item() == wv[cont] and sf.lengths[0] == 1  # a continuation spells "##x"
     assert sf.ids[1, 0].item() == wv[initial] and sf.lengths[1] == 1
@@ -177,3 +179,16 @@ def test_byte_fallback_ids_follow_the_model_rows_not_the_tokenizer_length():
     assert sf.ids[1, 0].item() == n + 64 + 0xE6
     with pytest.raises(ValueError, match="embedding rows"):
         surface_forms(target, base, n_base_rows=n - 1)
+
+
+def test_every_wordpiece_continuation_is_one_piece(wordpiece_tokenizer):
+    """Each ``##x`` of a WordPiece base spells the continuation bytes ``x`` alone, non-ASCII ones (``##ße``) too.
+    (The test above picks one token from an unordered vocabulary; this one checks them all.)"""
+    from zett.tokenizers import bytes_to_byte_level
+
+    wv = wordpiece_tokenizer.backend_tokenizer.get_vocab()
+    conts = sorted(t for t in wv if t.startswith("##") and len(t) > 2)
+    assert any(not t.isascii() for t in conts)
+    sf = surface_forms(make_target([bytes_to_byte_level(t[2:].encode()) for t in conts]), wordpiece_tokenizer)
+    assert sf.lengths.tolist() == [1] * len(conts)
+    assert sf.ids[:, 0].tolist() == [wv[t] for t in conts]
