@@ -219,12 +219,11 @@ class _BatchBuilder:
         surface_mask[:, 0] |= ~surface_mask.any(1)
         overflow_mask = sf.overflow_mask[selection.ids]
         extra = int(overflow_mask.sum(1).max()) if overflow_mask.numel() else 0
-        overflow_ids = sf.overflow_ids[selection.ids, :extra]
         if self.bucket_chunks and extra:
             # fixed layout: the overflow width also takes few values (powers of two), so shapes repeat
             extra = 1 << (extra - 1).bit_length()
-            overflow_ids = _pad_columns(sf.overflow_ids[selection.ids], extra, 0)
-            overflow_mask = _pad_columns(overflow_mask, extra, False)
+        overflow_ids = _pad_columns(sf.overflow_ids[selection.ids], extra, 0)
+        overflow_mask = _pad_columns(overflow_mask, extra, False)
         batch = {
             "input_ids": selection.remap[input_ids],
             "attention_mask": attn,
@@ -232,7 +231,7 @@ class _BatchBuilder:
             "surface_ids": surface_ids,
             "surface_mask": surface_mask,
             "overflow_ids": overflow_ids,
-            "overflow_mask": overflow_mask[:, :extra],
+            "overflow_mask": overflow_mask,
             "special": sf.special[selection.ids],
             "buckets": selection.buckets,
             # the same layout as host data: the step slices buckets without reading a device tensor
