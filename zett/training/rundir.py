@@ -16,7 +16,7 @@ from pathlib import Path
 
 from zett.cli.errors import MissingInputError, UserError
 
-RUN_ARTEFACTS = ("checkpoints", "hypernet", "summary.json", "logs", "ranks")
+RUN_ARTEFACTS = ("checkpoints", "hypernet", "summary.json", "logs", "ranks", "run.json")
 _RANK_VARS = ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK")
 
 
@@ -29,8 +29,13 @@ def previous_run(run_dir: Path) -> list[str]:
     return sorted(p for p in RUN_ARTEFACTS if (run_dir / p).exists())
 
 
-def prepare_run_dir(cfg, run_dir: Path) -> None:
-    """Refuse or clear a run directory holding a previous run (see the module docstring)."""
+def check_run_dir(cfg, run_dir: Path) -> list[str]:
+    """Refuse a run directory holding a previous run (see the module docstring); changes nothing on disk.
+
+    Returns the previous run's artefacts that :func:`clear_run_dir` deletes (``overwrite=true``) once the new run
+    is built, so that a run failing before its first step leaves the previous one as it was."""
+    from zett.training.runid import checkpoint_belongs, load_checkpoint_head
+
     ckpt = cfg.get("ckpt_path")
     if ckpt and not Path(str(ckpt)).expanduser().is_file():
         raise MissingInputError(f"ckpt_path={ckpt} does not exist; give a checkpoint of this run "
@@ -39,17 +44,39 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
     if not isinstance(overwrite, bool):
         raise UserError(f"overwrite={overwrite!r} is invalid: use overwrite=true or overwrite=false")
     if launched_rank():
-        return
+        return []
     found = previous_run(run_dir)
-    if not found or ckpt or any(run_dir.glob("hpc_ckpt_*.ckpt")):
-        return
-    if not overwrite:
+    if any(run_dir.glob("hpc_ckpt_*.ckpt")):
+        return []
+    if ckpt and found:
+        ckpt = Path(str(ckpt)).expanduser()
+        if checkpoint_belongs(load_checkpoint_head(ckpt), ckpt, run_dir):
+            return []  # a resume of the run in run_dir (overwrite=true never deletes what it resumes)
+        if not overwrite:
+            raise UserError(f"ckpt_path={ckpt} is not a checkpoint of the run in {run_dir} ({', '.join(found)}): "
+                            f"resume that run with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, continue this "
+                            "checkpoint in a new hydra.run.dir / run_dir, or pass overwrite=true to delete the run "
+                            f"in {run_dir} first")
+        if ckpt.resolve().is_relative_to(run_dir.resolve()):
+            raise UserError(f"ckpt_path={ckpt} lies inside {run_dir}, whose run overwrite=true would delete; move "
+                            "the checkpoint out of the run directory first, or drop overwrite=true")
+    elif ckpt:
+        load_checkpoint_head(Path(str(ckpt)).expanduser())  # an empty directory adopts any readable checkpoint
+    if found and not overwrite:
         raise UserError(f"run directory {run_dir} already holds a run ({', '.join(found)}); resume it with "
                         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, choose a new hydra.run.dir / run_dir, "
                         "or pass overwrite=true to delete that run first")
+    return found
+
+
+def clear_run_dir(run_dir: Path, found: list[str]) -> None:
+    """Delete the previous run's artefacts ``found`` by :func:`check_run_dir` (``overwrite=true``)."""
     for name in found:
         p = run_dir / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def save_hydra_config(cfg) -> Path | None:

@@ -147,6 +147,9 @@ def build(cfg, run_dir: Path):
     from zett.training.checkpoint import ValidationSummary
 
     callbacks.append(ValidationSummary(run_dir))  # summary.json records every validation, even of a killed run
+    from zett.training.runid import RunIdentity
+
+    callbacks.append(RunIdentity(run_dir))  # every checkpoint names its run (run.json)
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
 
@@ -173,13 +176,22 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
-    from zett.training.rundir import check_train_config, prepare_run_dir, save_hydra_config, write_summary
+    from zett.training.rundir import (check_run_dir, check_train_config, clear_run_dir, launched_rank,
+                                      save_hydra_config, write_summary)
+    from zett.training.runid import start_run
 
     check_train_config(cfg)
-    prepare_run_dir(cfg, run_dir)
-    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
+    previous = check_run_dir(cfg, run_dir)  # refuses; deletes nothing yet
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
+    # Everything that can fail before the first step runs before the run directory changes (overwrite=true
+    # deletes the previous run only now): the corpora and validation texts, and the optimizer and its schedule.
+    datamodule.setup("fit")  # idempotent: Lightning's own call during fit finds it done
+    module.configure_optimizers()
+    if not launched_rank():
+        clear_run_dir(run_dir, previous)
+        start_run(run_dir)
+    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
 
     ckpt_path = cfg.ckpt_path
     if ckpt_path and not Path(str(ckpt_path)).exists():
