@@ -100,6 +100,7 @@ def files(tmp_path_factory):
     (d / "a_file").write_text("not a directory")
     (d / "broken.jsonl").write_text('{"text": "fine"}\n{"text": unquoted}\n')
     (d / "notext.jsonl").write_text('{"body": "no text field"}\n')
+    (d / "empty.ckpt").write_bytes(b"")
     bad_hn = d / "hn-no-weights"
     bad_hn.mkdir()
     (bad_hn / "config.json").write_text("{}")
@@ -309,6 +310,12 @@ TRAIN_CASES = {
     "balance": (["loss.balance=equal"], "loss.balance"),
     "mixed-type": (["data.batch_size=eight"], "data.batch_size"),
     "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
+    "optimizer-one-beta": (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    "optimizer-eps-zero": (["optimizer.eps=0"], "optimizer.eps"),
+    "val-check-interval-zero": (["trainer.val_check_interval=0"], "trainer.val_check_interval"),
+    "unknown-validation-text": (["data.validation.pairs=[[base,no_such_text]]"], "data.validation.pairs"),
+    "ckpt-empty-file": (["ckpt_path={files}/empty.ckpt"], "ckpt_path"),
+    "ckpt-not-a-checkpoint": (["ckpt_path={files}/ok.txt"], "ckpt_path"),
 }
 
 
@@ -474,3 +481,108 @@ def test_refused_train_keeps_the_previous_runs_hydra_record_and_an_accepted_one_
     config = yaml.safe_load((fresh / ".hydra" / "config.yaml").read_text())
     assert config["seed"] == 3 and config["trainer"]["max_steps"] == 1 and "hydra" not in config
     assert yaml.safe_load((fresh / ".hydra" / "hydra.yaml").read_text())["hydra"]["run"]["dir"] == str(fresh)
+
+
+# ------------------------------------------------------------------------------------------------ zett-train: run dirs
+
+@pytest.fixture(scope="module")
+def other_base_hn(tmp_path_factory):
+    """A hypernetwork directory for a base model the debug experiment's tiny base is not (hidden size 48)."""
+    from zett.models import ZettHypernet
+    from zett.testing import tiny_llama, train_tokenizer
+
+    path = tmp_path_factory.mktemp("hn48")
+    ZettHypernet.from_base_model(tiny_llama(train_tokenizer(vocab_size=300), hidden_size=48)).save_pretrained(path)
+    return path
+
+
+def _previous_run(run: Path) -> None:
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")
+    (run / "hypernet").mkdir()
+    (run / "hypernet" / "model.safetensors").write_bytes(b"previous weights")
+    (run / "summary.json").write_text('{"global_step": 7, "finished": true}')
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 7  # the previous run's record\n")
+
+
+OVERWRITE_CASES = {
+    "init-hypernet-for-another-base": (["init_hypernet={hn}"], "init_hypernet"),  # fails while building
+    "optimizer-one-beta": (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    "unknown-validation-tokenizer": (["data.validation.pairs=[[no-such-tokenizer,botchan]]"], "no-such-tokenizer"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OVERWRITE_CASES))
+def test_overwrite_keeps_the_previous_run_when_the_new_one_cannot_start(case, tmp_path, other_base_hn, monkeypatch,
+                                                                        capsys):
+    """overwrite=true deletes the previous run only once the new run was built: a run refused while loading the
+    models, the data or the optimizer leaves the previous one byte for byte (issue 21, item 1)."""
+    args, setting = OVERWRITE_CASES[case]
+    run = tmp_path / "run"
+    _previous_run(run)
+    before = {k: v for k, v in tree(run).items() if not k.endswith(".log")}
+    argv = ["experiment=debug", f"hydra.run.dir={run}", "overwrite=true", *[a.format(hn=other_base_hn) for a in args]]
+    code, err = call("zett.cli.train", "zett-train", argv, monkeypatch, capsys)
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and setting in err.strip().splitlines()[-1], err[-2000:]
+    assert {k: v for k, v in tree(run).items() if not k.endswith(".log")} == before
+
+
+def _short_run(run: Path, monkeypatch, capsys, *extra: str) -> tuple[int, str]:
+    args = ["experiment=debug", "trainer.max_steps=2", "validate_at_start=false", "export=false", "logger=none",
+            "trainer.limit_val_batches=0", "callbacks.checkpoint.every_n_train_steps=1", f"hydra.run.dir={run}", *extra]
+    return call("zett.cli.train", "zett-train", args, monkeypatch, capsys)
+
+
+def test_a_checkpoint_of_another_run_never_takes_over_a_run_directory(tmp_path, monkeypatch, capsys):
+    """ckpt_path of run A into run B's directory is refused and B is unchanged; into an empty directory it
+    continues as a run of its own; B's own checkpoint resumes B; a checkpoint from before run ids resumes
+    only into its own directory (issue 21, item 2)."""
+    import torch
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        code, err = _short_run(run, monkeypatch, capsys)
+        assert code == 0, err[-2000:]
+    ids = {r: json.loads((r / "run.json").read_text())["run_id"] for r in (a, b)}
+    assert ids[a] != ids[b]
+    a_last = a / "checkpoints" / "last.ckpt"
+    assert torch.load(a_last, weights_only=True)["zett_run"] == {"run_id": ids[a]}
+
+    before = tree(b)
+    code, err = _short_run(b, monkeypatch, capsys, f"ckpt_path={a_last}", "trainer.max_steps=3")
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert f"ckpt_path={a_last}" in last and "overwrite=true" in last, last
+    assert {k: v for k, v in tree(b).items() if not k.endswith(".log")} == \
+        {k: v for k, v in before.items() if not k.endswith(".log")}
+
+    c = tmp_path / "c"  # an empty directory adopts it, as a new run
+    code, err = _short_run(c, monkeypatch, capsys, f"ckpt_path={a_last}", "trainer.max_steps=3")
+    assert code == 0, err[-2000:]
+    assert json.loads((c / "summary.json").read_text())["global_step"] == 3
+    assert json.loads((c / "run.json").read_text())["run_id"] not in ids.values()
+    assert sorted(p.name for p in (c / "checkpoints").iterdir()) == ["last.ckpt", "step0000003.ckpt"]
+
+    code, err = _short_run(b, monkeypatch, capsys, f"ckpt_path={b / 'checkpoints' / 'last.ckpt'}",
+                           "trainer.max_steps=3")  # B's own checkpoint resumes B
+    assert code == 0, err[-2000:]
+    assert json.loads((b / "summary.json").read_text())["global_step"] == 3
+    assert json.loads((b / "run.json").read_text())["run_id"] == ids[b]
+    assert "last-v1.ckpt" not in {p.name for p in (b / "checkpoints").iterdir()}
+
+    from omegaconf import OmegaConf
+
+    from zett.training.rundir import check_run_dir
+
+    legacy = torch.load(a_last, weights_only=True)
+    del legacy["zett_run"]  # a checkpoint written before run ids
+    torch.save(legacy, a / "checkpoints" / "legacy.ckpt")
+    (a / "run.json").unlink()
+    cfg = OmegaConf.create({"ckpt_path": str(a / "checkpoints" / "legacy.ckpt"), "overwrite": False})
+    assert check_run_dir(cfg, a) == []  # its own directory: a resume
+    from zett.cli.errors import UserError
+
+    with pytest.raises(UserError, match="is not a checkpoint of the run in"):
+        check_run_dir(cfg, b)

@@ -203,8 +203,43 @@ def check_train_config(cfg) -> None:
     if monitors and not c.get("logger"):
         raise UserError(f"callbacks.{monitors[0]} logs the learning rate, which needs a logger, but logger=none; "
                         f"pass logger=csv (or tensorboard/wandb) or callbacks.{monitors[0]}=null")
+    _check_optimizer_and_validation(c)
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])
         except UserError as e:
             raise UserError(str(e).replace("hypernet_path=", "init_hypernet=")) from e
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x == x
+
+
+def _check_optimizer_and_validation(c: dict) -> None:
+    """optimizer.*, trainer.val_check_interval and data.validation.pairs: refused here rather than when fitting
+    starts (after the models were loaded)."""
+    opt = c.get("optimizer") or {}
+    betas = opt.get("betas")
+    if not isinstance(betas, list | tuple) or len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
+        raise UserError(f"optimizer.betas={betas} is invalid: give two numbers in [0, 1), e.g. "
+                        "optimizer.betas=[0.9,0.95]")
+    if not _number(opt.get("eps")) or opt["eps"] <= 0:
+        raise UserError(f"optimizer.eps={opt.get('eps')!r} is invalid: it must be a number > 0, e.g. 1e-8")
+    if not _number(opt.get("weight_decay")) or opt["weight_decay"] < 0:
+        raise UserError(f"optimizer.weight_decay={opt.get('weight_decay')!r} is invalid: it must be a number >= 0, "
+                        "e.g. 0.01")
+    interval = (c.get("trainer") or {}).get("val_check_interval")
+    if interval is not None and not (isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1
+                                     or isinstance(interval, float) and 0 < interval <= 1):
+        raise UserError(f"trainer.val_check_interval={interval!r} is invalid: give the steps between validations "
+                        "as an integer >= 1 (e.g. trainer.val_check_interval=1000)")
+    val = (c.get("data") or {}).get("validation") or {}
+    texts = val.get("texts") or {}
+    for pair in val.get("pairs") or []:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise UserError(f"data.validation.pairs has {pair!r}; each pair is [tokenizer, text], e.g. "
+                            "[[base,botchan],[gpt2,botchan]]")
+        if pair[1] not in texts:
+            raise UserError(f"data.validation.pairs has [{pair[0]}, {pair[1]}] but data.validation.texts has no "
+                            f"text {pair[1]!r} (it has {', '.join(map(str, texts)) or 'none'}); fix the pair or add "
+                            f"data.validation.texts.{pair[1]}")

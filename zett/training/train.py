@@ -94,8 +94,13 @@ def build_hypernet(cfg, base):
 
         return hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
     if cfg.init_hypernet:
+        from zett.models import HypernetMismatchError
+
         hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
-        hypernet.check_compatible(base)
+        try:
+            hypernet.check_compatible(base)
+        except HypernetMismatchError as e:
+            raise HypernetMismatchError(f"init_hypernet={cfg.init_hypernet} does not fit the base model: {e}") from e
         return hypernet
     overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
     return ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
@@ -176,22 +181,21 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
-    from zett.training.rundir import (check_run_dir, check_train_config, clear_run_dir, launched_rank,
-                                      save_hydra_config, write_summary)
+    from zett.training import rundir
     from zett.training.runid import start_run
 
-    check_train_config(cfg)
-    previous = check_run_dir(cfg, run_dir)  # refuses; deletes nothing yet
+    rundir.check_train_config(cfg)
+    previous = rundir.check_run_dir(cfg, run_dir)  # refuses; deletes nothing yet
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
     # Everything that can fail before the first step runs before the run directory changes (overwrite=true
     # deletes the previous run only now): the corpora and validation texts, and the optimizer and its schedule.
     datamodule.setup("fit")  # idempotent: Lightning's own call during fit finds it done
     module.configure_optimizers()
-    if not launched_rank():
-        clear_run_dir(run_dir, previous)
+    if not rundir.launched_rank():
+        rundir.clear_run_dir(run_dir, previous)
         start_run(run_dir)
-    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
+    rundir.save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
 
     ckpt_path = cfg.ckpt_path
     if ckpt_path and not Path(str(ckpt_path)).exists():
@@ -225,6 +229,6 @@ def train(cfg) -> dict:
             {"rank": trainer.global_rank, "global_step": summary["global_step"],
              "hypernet_digest": summary["hypernet_digest"]}))
     if trainer.is_global_zero:
-        write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, summary)
         log.info("run finished: %s", json.dumps({k: summary[k] for k in ("global_step", "hypernet")}))
     return summary
