@@ -155,6 +155,9 @@ def build(cfg, run_dir: Path):
     from zett.training.runid import RunIdentity
 
     callbacks.append(RunIdentity(run_dir))  # every checkpoint names its run (run.json)
+    from zett.training.stop import CheckpointOnSigterm
+
+    callbacks.append(CheckpointOnSigterm(run_dir))  # SIGTERM: last.ckpt at the step reached, exit 143
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
 
@@ -202,10 +205,19 @@ def train(cfg) -> dict:
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint of this run "
                                 "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
     initial = None
-    if cfg.validate_at_start and not ckpt_path and datamodule.val_names:
-        initial = trainer.validate(module, datamodule=datamodule, verbose=False)
-        initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    try:
+        if cfg.validate_at_start and not ckpt_path and datamodule.val_names:
+            initial = trainer.validate(module, datamodule=datamodule, verbose=False)
+            initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True)
+    except SIGTERMException:  # Lightning's exit status would be 0: record where the run stopped and fail
+        from zett.training.stop import stopped
+
+        stopped(trainer, module, run_dir, {"initial_validation": initial, "wall_seconds":
+                                           round(time.perf_counter() - t0, 1)})
 
     exported = _export(trainer, module, run_dir / "hypernet") if cfg.export else None
     summary = {
