@@ -1,9 +1,11 @@
 """The run directory of ``zett-train``: refused when it holds a previous run, checked settings, summary writes.
 
 A run directory holds a previous run when any of :data:`RUN_ARTEFACTS` is there (Hydra's own ``.hydra/`` and job
-log are not a run). It is then refused unless ``ckpt_path`` resumes it, Lightning will resume it from an HPC
-checkpoint (a SLURM requeue: ``hpc_ckpt_*.ckpt``), or ``overwrite=true``, which deletes the previous run's
-artefacts first. Processes that Lightning's DDP launcher or SLURM start for ranks other than 0 skip the check:
+log are not a run). It is then refused unless ``ckpt_path`` resumes it with a checkpoint of that run
+(``zett.training.runid``), Lightning will resume it from an HPC checkpoint (a SLURM requeue: ``hpc_ckpt_*.ckpt``),
+or ``overwrite=true``, which deletes the previous run's artefacts. :func:`check_run_dir` decides before anything is
+built and changes nothing; ``train()`` calls :func:`clear_run_dir` only once the new run was built and checked, so
+a run that cannot start leaves the previous one as it was. Processes that Lightning's DDP launcher or SLURM start for ranks other than 0 skip the check:
 rank 0 made it, and may already have written into the directory.
 """
 
