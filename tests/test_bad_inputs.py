@@ -101,6 +101,11 @@ def files(tmp_path_factory):
     (d / "broken.jsonl").write_text('{"text": "fine"}\n{"text": unquoted}\n')
     (d / "notext.jsonl").write_text('{"body": "no text field"}\n')
     (d / "empty.ckpt").write_bytes(b"")
+    from zett.testing import train_tokenizer
+
+    # another model's tokenizer with the tiny base's vocabulary size (300), trained on other text
+    train_tokenizer([f"def f{i}(x):\n    return x * {i} + 'other text'\n" for i in range(400)],
+                    vocab_size=300).save_pretrained(d / "other-tok")
     bad_hn = d / "hn-no-weights"
     bad_hn.mkdir()
     (bad_hn / "config.json").write_text("{}")
@@ -148,6 +153,7 @@ TRANSFER_CASES = {
     "output-not-empty": (["output_dir=existing"], "overwrite=true"),
     "overwrite-not-bool": (["overwrite=maybe", "output_dir=existing"], "overwrite"),
     "finetuned-missing": (["finetuned_model=/nowhere"], "finetuned_model"),
+    "base-tokenizer-of-another-model": (["base_tokenizer={files}/other-tok"], "base_tokenizer"),
     "unknown-key": (["no_such_key=1"], "no_such_key"),
 }
 
@@ -241,7 +247,19 @@ EVAL_CASES = {
     "output-cannot-be-created": (["output_dir=/proc/zett-cannot-exist"], "output_dir"),
     "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
     "device": (["device=tpu"], "device"),
+    "base-tokenizer-of-another-model": (["methods=[original]", "base_tokenizer={files}/other-tok"], "base_tokenizer"),
 }
+
+
+def test_eval_records_the_base_tokenizer_used(base_dir, tmp_path, monkeypatch, capsys):
+    """The model's own tokenizer given as base_tokenizer is accepted and named in every record (issue 21, item 4)."""
+    code, err = call("zett.cli.eval", "zett-eval", [f"base_model.path={base_dir}", f"base_tokenizer={base_dir}",
+                                                     "methods=[original]", "corpora=[botchan]", "max_bytes=2000",
+                                                     f"output_dir={tmp_path / 'out'}", "progress=false", "device=cpu",
+                                                     "plot=false"], monkeypatch, capsys)
+    assert code == 0, err[-2000:]
+    records = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert records and {r["base_tokenizer"] for r in records} == {str(base_dir)}
 
 
 @pytest.mark.parametrize("case", sorted(EVAL_CASES))
