@@ -155,13 +155,30 @@ TRANSFER_CASES = {
     "finetuned-missing": (["finetuned_model=/nowhere"], "finetuned_model"),
     "base-tokenizer-of-another-model": (["base_tokenizer={files}/other-tok"], "base_tokenizer"),
     "unknown-key": (["no_such_key=1"], "no_such_key"),
+    "hypernet-flipped-bit": (["method=hypernet", "hypernet_path={flipped}"], "hypernet_path"),
 }
 
 
+def flip_one_bit(path: Path) -> None:
+    """Flip the lowest bit of the last byte of ``path`` (a safetensors file: the last tensor's data)."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def flipped(hn_dir, tmp_path_factory):
+    """A copy of ``hn_dir`` with one bit of its weights flipped."""
+    path = tmp_path_factory.mktemp("flipped") / "hn"
+    shutil.copytree(hn_dir, path)
+    flip_one_bit(path / "model.safetensors")
+    return path
+
+
 @pytest.mark.parametrize("case", sorted(TRANSFER_CASES))
-def test_transfer_refuses(case, work, base_dir, files, monkeypatch, capsys):
+def test_transfer_refuses(case, work, base_dir, files, flipped, monkeypatch, capsys):
     args, setting = TRANSFER_CASES[case]
-    args = [a.format(files=files) for a in args]
+    args = [a.format(files=files, flipped=flipped) for a in args]
     defaults = [f"base_model.path={base_dir}", "target_tokenizer=sp-botchan-unigram-1k", "output_dir=new",
                 "progress=false"]
     argv = override(defaults, args)
@@ -329,6 +346,7 @@ TRAIN_CASES = {
     "mixed-type": (["data.batch_size=eight"], "data.batch_size"),
     "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
     "optimizer-one-beta": (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    "init-hypernet-flipped-bit": (["init_hypernet={flipped}"], "init_hypernet"),
     "optimizer-eps-zero": (["optimizer.eps=0"], "optimizer.eps"),
     "val-check-interval-zero": (["trainer.val_check_interval=0"], "trainer.val_check_interval"),
     "unknown-validation-text": (["data.validation.pairs=[[base,no_such_text]]"], "data.validation.pairs"),
@@ -338,9 +356,9 @@ TRAIN_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
-def test_train_refuses(case, work, files, monkeypatch, capsys):
+def test_train_refuses(case, work, files, flipped, monkeypatch, capsys):
     args, setting = TRAIN_CASES[case]
-    args = [a.format(files=files) for a in args]
+    args = [a.format(files=files, flipped=flipped) for a in args]
     run = work / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")
@@ -604,3 +622,39 @@ def test_a_checkpoint_of_another_run_never_takes_over_a_run_directory(tmp_path, 
 
     with pytest.raises(UserError, match="is not a checkpoint of the run in"):
         check_run_dir(cfg, b)
+
+
+# ------------------------------------------------------------------------------------------------ hypernet digests
+
+def test_a_flipped_bit_in_any_hypernetwork_is_refused_when_loaded(hn_dir, flipped, tmp_path, monkeypatch):
+    """save_pretrained writes digest.json; loading checks it, the shipped hypernetwork included (issue 21,
+    item 5)."""
+    from zett import hypernets
+    from zett.models import HypernetFormatError, ZettHypernet
+
+    assert json.loads((hn_dir / "digest.json").read_text())["files"]["model.safetensors"] == \
+        hashlib.sha256((hn_dir / "model.safetensors").read_bytes()).hexdigest()
+    ZettHypernet.from_pretrained(hn_dir)
+    with pytest.raises(HypernetFormatError, match="model.safetensors does not match its sha256"):
+        ZettHypernet.from_pretrained(flipped)
+
+    hypernets.load("smollm2-135m")  # the committed digest matches the committed weights
+    shipped = tmp_path / "hypernets"
+    shutil.copytree(hypernets.SHIPPED_DIR / "smollm2-135m", shipped / "smollm2-135m")
+    flip_one_bit(shipped / "smollm2-135m" / "model.safetensors")
+    monkeypatch.setattr(hypernets, "SHIPPED_DIR", shipped)
+    with pytest.raises(HypernetFormatError, match="does not match"):
+        hypernets.load("smollm2-135m")
+
+
+def test_a_hypernetwork_without_digest_loads_with_one_warning(hn_dir, tmp_path, caplog):
+    from zett.models import ZettHypernet
+
+    old = tmp_path / "old-export"
+    shutil.copytree(hn_dir, old)
+    (old / "digest.json").unlink()
+    with caplog.at_level("WARNING", logger="zett.models"):
+        ZettHypernet.from_pretrained(old)
+        ZettHypernet.from_pretrained(old)
+    warned = [r for r in caplog.records if "digest.json" in r.getMessage()]
+    assert len(warned) == 1 and str(old) in warned[0].getMessage()
