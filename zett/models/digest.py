@@ -77,9 +77,8 @@ def verify(directory: str | Path, what: str | None = None) -> None:
         return
     bad = problem(d)
     if bad:
-        from zett.models.modeling import HypernetFormatError
-
         from zett import hypernets
+        from zett.models.modeling import HypernetFormatError
 
         fix = ("reinstall zett (pip install --force-reinstall zett)" if d.resolve().is_relative_to(
             hypernets.SHIPPED_DIR) else "export it again (zett-train writes hypernet/) or give another directory")
