@@ -658,3 +658,73 @@ def test_a_hypernetwork_without_digest_loads_with_one_warning(hn_dir, tmp_path, 
         ZettHypernet.from_pretrained(old)
     warned = [r for r in caplog.records if "digest.json" in r.getMessage()]
     assert len(warned) == 1 and str(old) in warned[0].getMessage()
+
+
+# ------------------------------------------------------------------------------------------------ output directories
+
+def test_an_output_dir_that_is_a_mount_point_is_refused_before_any_work(work, base_dir, monkeypatch, capsys):
+    """A mount point cannot be replaced by a rename: refused at once, not after the transfer (issue 21, item 6)."""
+    import zett.outputs
+
+    (work / "mnt").mkdir()
+    monkeypatch.setattr(zett.outputs, "mount_points", lambda: {str((work / "mnt").resolve())})
+    before = tree(work)
+    code, err = call("zett.cli.transfer", "zett-transfer", [f"base_model.path={base_dir}", "target_tokenizer=gpt2",
+                                                              "output_dir=mnt", "overwrite=true", "progress=false"],
+                     monkeypatch, capsys)
+    check_refused(code, err, "output_dir=mnt is a mount point", work, before)
+    assert "Loading weights" not in err  # refused before the base model was loaded
+
+
+def _busy_rename(monkeypatch, final: Path) -> None:
+    """os.replace / renameat2 of ``final`` fail with EBUSY, as for a mount point."""
+    import errno
+
+    import zett.outputs
+
+    real = os.replace
+
+    def replace(src, dst, *a, **k):
+        if Path(src) == final or Path(dst) == final:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(final))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(zett.outputs, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_a_busy_output_dir_keeps_its_content_the_result_and_no_old_sibling(tmp_path, monkeypatch, existing):
+    from zett.outputs import OutputError, atomic_dir
+
+    final = (tmp_path / "out").absolute()
+    if existing:
+        final.mkdir()
+        (final / "previous.txt").write_text("previous")
+    before = tree(final)
+    _busy_rename(monkeypatch, final)
+    with pytest.raises(OutputError, match="could not be moved into place") as e:
+        with atomic_dir(final, overwrite=True) as tmp:
+            (tmp / "result.txt").write_text("result")
+    monkeypatch.undo()
+    assert tree(final) == before
+    assert not list(tmp_path.glob(".out.*"))  # neither .old- nor .tmp- siblings
+    kept = tmp_path / f"out.zett-{os.getpid()}"
+    assert f"in {kept}" in str(e.value) and (kept / "result.txt").read_text() == "result"
+
+
+def test_losing_a_race_for_the_output_dir_says_where_the_result_is(tmp_path):
+    """Another process creates output_dir while this one writes it: the message names where this result is, and
+    it is there (issue 21, item 8)."""
+    from zett.outputs import OutputError, atomic_dir
+
+    final = tmp_path / "out"
+    with pytest.raises(OutputError, match="created by another process") as e:
+        with atomic_dir(final) as tmp:
+            (tmp / "mine.txt").write_text("mine")
+            final.mkdir()
+            (final / "theirs.txt").write_text("theirs")
+    assert tree(final) == {"theirs.txt": hashlib.sha256(b"theirs").hexdigest()}
+    kept = Path(str(e.value).split("this run's result is in ", 1)[1].split(". ", 1)[0])
+    assert (kept / "mine.txt").read_text() == "mine"
+    assert not list(tmp_path.glob(".out.*"))
