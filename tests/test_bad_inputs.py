@@ -728,3 +728,15 @@ def test_losing_a_race_for_the_output_dir_says_where_the_result_is(tmp_path):
     kept = Path(str(e.value).split("this run's result is in ", 1)[1].split(". ", 1)[0])
     assert (kept / "mine.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".out.*"))
+
+
+def test_a_run_with_nothing_to_predict_stops_and_exports_nothing(tmp_path, monkeypatch, capsys):
+    """data.span_chars=1: every span is one token, a causal model has nothing to predict, every loss term would be
+    0; the run stops before its first optimizer step with exit 2 and exports nothing (issue 21, item 7)."""
+    run = tmp_path / "run"
+    code, err = call("zett.cli.train", "zett-train", ["experiment=debug", "data.span_chars=1", "logger=none",
+                                                       "validate_at_start=false", f"hydra.run.dir={run}"],
+                     monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert "data.span_chars=1" in err.strip().splitlines()[-1]
+    assert not (run / "hypernet").exists() and not (run / "checkpoints").exists()

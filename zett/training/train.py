@@ -158,6 +158,9 @@ def build(cfg, run_dir: Path):
     from zett.training.stop import CheckpointOnSigterm
 
     callbacks.append(CheckpointOnSigterm(run_dir))  # SIGTERM: last.ckpt at the step reached, exit 143
+    from zett.training.guards import RequirePredictedTokens
+
+    callbacks.append(RequirePredictedTokens(objective, cfg.data.get("span_chars")))  # no token to predict: stop
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
 
