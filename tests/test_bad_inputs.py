@@ -101,6 +101,8 @@ def files(tmp_path_factory):
     (d / "broken.jsonl").write_text('{"text": "fine"}\n{"text": unquoted}\n')
     (d / "notext.jsonl").write_text('{"body": "no text field"}\n')
     (d / "empty.ckpt").write_bytes(b"")
+    (d / "tasks" / "broken").mkdir(parents=True)
+    (d / "tasks" / "broken" / "task.json").write_text('{"examples": [{"input": "2+2", "target_scores": {"4": 1,}}]}')
     from zett.testing import train_tokenizer
 
     # another model's tokenizer with the tiny base's vocabulary size (300), trained on other text
@@ -265,6 +267,10 @@ EVAL_CASES = {
     "overwrite-not-bool": (["overwrite=yes please"], "overwrite"),
     "device": (["device=tpu"], "device"),
     "base-tokenizer-of-another-model": (["methods=[original]", "base_tokenizer={files}/other-tok"], "base_tokenizer"),
+    "task-limit-zero": (["task_limit=0"], "task_limit"),
+    "task-limit-negative": (["task_limit=-1"], "task_limit"),
+    "prefix-upper-case": (["prefix=BOS"], "prefix=bos"),
+    "malformed-task-json": (["tasks=[broken]", "task_root={files}/tasks", "corpora=[]"], "tasks/broken/task.json"),
 }
 
 

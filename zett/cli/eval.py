@@ -43,6 +43,13 @@ def evaluate(cfg: DictConfig) -> list[dict]:
 
     check_eval_config(c)
     model, tokenizer = load_base_from_config(bm, seed=c["seed"])
+    from zett.eval.metrics import _prefix_id, resolve_prefix
+
+    try:  # a token string as prefix must be one of the base tokenizer's (checked before any scoring)
+        _prefix_id(tokenizer, resolve_prefix(tokenizer, c["prefix"]))
+    except ValueError as e:
+        raise UserError(f"prefix={c['prefix']}: the base tokenizer has no such token ({e}); use bos, eos or none") \
+            from e
     base_tokenizer = tokenizer
     if c["base_tokenizer"]:  # refused unless it is the model's own (another one scores garbage without an error)
         from zett.tokenizers import load_tokenizer
