@@ -746,3 +746,26 @@ def test_a_run_with_nothing_to_predict_stops_and_exports_nothing(tmp_path, monke
     assert code == 2 and "Traceback" not in err, err[-2000:]
     assert "data.span_chars=1" in err.strip().splitlines()[-1]
     assert not (run / "hypernet").exists() and not (run / "checkpoints").exists()
+
+
+
+# ------------------------------------------------------------------------------------------------ composition errors
+
+@pytest.mark.parametrize("module,prog,args,line", [
+    ("zett.cli.eval", "zett-eval", ["task_limt=5"], "task_limt is not a setting of this command; did you mean "
+                                                    "task_limit?"),
+    ("zett.cli.train", "zett-train", ["experiment=debug", "trainer.max_step=5"],
+     "trainer.max_step is not a setting of this command; did you mean trainer.max_steps?"),
+    ("zett.cli.train", "zett-train", ["loss=clm_lexicl"], "loss=clm_lexicl is not an option of loss; did you mean "
+                                                          "loss=clm_lexical? available: alm, clm,"),
+    ("zett.cli.train", "zett-train", ["experiment=debug", "hydra.run.dir=/proc/zett-cannot-exist/run"],
+     "hydra.run.dir=/proc/zett-cannot-exist/run cannot be created"),
+])
+def test_a_command_line_that_does_not_compose_gets_one_line(module, prog, args, line, tmp_path, monkeypatch, capsys):
+    """Hydra's own multi-line message is held back: stderr is zett's one line, with the closest valid name for a
+    misspelt key or option, and a run directory that cannot be created is not called a spelling mistake (issue
+    21, item 9)."""
+    monkeypatch.chdir(tmp_path)
+    code, err = call(module, prog, args, monkeypatch, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"{prog}: error: {line}"), err
