@@ -268,6 +268,8 @@ EVAL_CASES = {
     "device": (["device=tpu"], "device"),
     "base-tokenizer-of-another-model": (["methods=[original]", "base_tokenizer={files}/other-tok"], "base_tokenizer"),
     "task-limit-zero": (["task_limit=0"], "task_limit"),
+    "plus-misspelt-key": (["+task_limt=5"], "task_limt is not a setting of zett-eval (not in EvalConfig); did you "
+                                            "mean task_limit?"),
     "task-limit-negative": (["task_limit=-1"], "task_limit"),
     "prefix-upper-case": (["prefix=BOS"], "prefix=bos"),
     "malformed-task-json": (["tasks=[broken]", "task_root={files}/tasks", "corpora=[]"], "tasks/broken/task.json"),
@@ -352,6 +354,7 @@ TRAIN_CASES = {
     "mixed-type": (["data.batch_size=eight"], "data.batch_size"),
     "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
     "optimizer-one-beta": (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    "plus-key-not-a-trainer-argument": (["+trainer.max_stepz=5"], "trainer.max_stepz is not a setting"),
     "init-hypernet-flipped-bit": (["init_hypernet={flipped}"], "init_hypernet"),
     "optimizer-eps-zero": (["optimizer.eps=0"], "optimizer.eps"),
     "val-check-interval-zero": (["trainer.val_check_interval=0"], "trainer.val_check_interval"),

@@ -94,6 +94,9 @@ def evaluate(cfg: DictConfig) -> list[dict]:
 
 @user_errors_exit("zett-eval")
 def _task(cfg: DictConfig) -> None:
+    from zett.cli.validate import check_declared
+
+    check_declared(cfg, "eval")  # a +key=value the schema does not declare
     evaluate(cfg)
 
 

@@ -23,9 +23,11 @@ CONFIG_DIR = str(_CONFIG_DIR)
 
 @user_errors_exit("zett-train")
 def _task(cfg) -> None:
+    from zett.cli.validate import check_declared
     from zett.training import train
     from zett.training.stop import TrainingStopped
 
+    check_declared(cfg, "train")  # a +key=value the schema does not declare
     try:
         train(cfg)
     except TrainingStopped as e:  # SIGTERM: a checkpoint and summary.json say where; exit 143, not success

@@ -138,6 +138,9 @@ def transfer_from_config(cfg: DictConfig) -> Path:
 
 @user_errors_exit("zett-transfer")
 def _task(cfg: DictConfig) -> None:
+    from zett.cli.validate import check_declared
+
+    check_declared(cfg, "transfer")  # a +key=value the schema does not declare
     print(transfer_from_config(cfg))
 
 

@@ -152,3 +152,27 @@ def check_base_model(node) -> None:
         raise UserError(f"base_model.name={name} is a {REGISTRY[name].kind} asset, not a model; use a model asset "
                         f"({models}) or base_model.path=DIR (a tokenizer goes in base_tokenizer= or "
                         "target_tokenizer=)")
+
+
+def check_declared(cfg, command: str) -> None:
+    """Refuse a key of the composed ``cfg`` that the ``command``'s schema does not declare: Hydra's ``+key=value``
+    adds one without looking at the schema, so a misspelt ``+task_limt=5`` would otherwise be ignored. Keys added to
+    a ``_target_`` node are accepted when its class takes them (e.g. ``+trainer.accumulate_grad_batches=4``)."""
+    from omegaconf import OmegaConf
+
+    from zett.cli.errors import spelling_hint
+    from zett.config.keys import PRIMARY, _signature_keys, undeclared
+
+    c = OmegaConf.to_container(cfg, resolve=False)
+    c.pop("hydra", None)
+    for entry in undeclared(c, PRIMARY[command]):
+        path, _, reason = entry.partition(" ")
+        *parents, key = path.split(".")
+        node = c
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.get(part, {})
+        if isinstance(node, dict) and "_target_" in node:
+            accepted = _signature_keys(str(node["_target_"]))
+            if accepted is None or key in accepted:
+                continue
+        raise UserError(f"{path} is not a setting of zett-{command} {reason}; {spelling_hint(path, f'zett-{command}')}")
