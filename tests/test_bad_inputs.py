@@ -225,6 +225,9 @@ def test_transfer_nan_hypernet_saves_nothing(work, hn_dir, monkeypatch, capsys):
     state[key] = state[key].clone()
     state[key].view(-1)[0] = float("nan")
     save_file(state, bad / "model.safetensors")
+    from zett.models import digest
+
+    digest.write(bad)  # saved that way (its digest matches): the NaN check, not the digest, refuses it
     base_dir = Path(json.loads((hn_dir / "config.json").read_text()).get("base_model_name", ""))
     assert base_dir.exists()
     before = tree(work)
@@ -355,6 +358,7 @@ TRAIN_CASES = {
     "unknown-nested-key": (["hypernet.num_layerz=2"], "hypernet.num_layerz"),
     "optimizer-one-beta": (["optimizer.betas=[0.9]"], "optimizer.betas"),
     "plus-key-not-a-trainer-argument": (["+trainer.max_stepz=5"], "trainer.max_stepz is not a setting"),
+    "init-hypernet-nan": (["init_hypernet={nan_hn}"], "init_hypernet"),
     "init-hypernet-flipped-bit": (["init_hypernet={flipped}"], "init_hypernet"),
     "optimizer-eps-zero": (["optimizer.eps=0"], "optimizer.eps"),
     "val-check-interval-zero": (["trainer.val_check_interval=0"], "trainer.val_check_interval"),
@@ -364,10 +368,28 @@ TRAIN_CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def nan_hn(tmp_path_factory):
+    """A hypernetwork for the debug experiment's tiny base whose weights are all NaN."""
+    import torch
+
+    from zett.models import ZettHypernet
+    from zett.training.base import tiny_random_base
+
+    hn = ZettHypernet.from_base_model(tiny_random_base(seed=0)[0], hidden_size=32, intermediate_size=64,
+                                      num_layers=1, num_heads=2)
+    with torch.no_grad():
+        for p in hn.parameters():
+            p.fill_(float("nan"))
+    path = tmp_path_factory.mktemp("nan_hn")
+    hn.save_pretrained(path)
+    return path
+
+
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
-def test_train_refuses(case, work, files, flipped, monkeypatch, capsys):
+def test_train_refuses(case, work, files, flipped, nan_hn, monkeypatch, capsys):
     args, setting = TRAIN_CASES[case]
-    args = [a.format(files=files, flipped=flipped) for a in args]
+    args = [a.format(files=files, flipped=flipped, nan_hn=nan_hn) for a in args]
     run = work / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").write_bytes(b"previous run")

@@ -101,6 +101,14 @@ def build_hypernet(cfg, base):
             hypernet.check_compatible(base)
         except HypernetMismatchError as e:
             raise HypernetMismatchError(f"init_hypernet={cfg.init_hypernet} does not fit the base model: {e}") from e
+        bad = next((k for k, v in hypernet.state_dict().items() if v.is_floating_point() and
+                    not bool(torch.isfinite(v).all())), None)
+        if bad is not None:  # it would train on NaN and fail much later
+            from zett.cli.errors import UserError
+
+            raise UserError(f"init_hypernet={cfg.init_hypernet} holds non-finite weights (NaN/Inf in {bad}); start "
+                            "from a finite hypernetwork (e.g. the checkpoint before the loss went NaN) or drop "
+                            "init_hypernet")
         return hypernet
     overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
     return ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
