@@ -794,3 +794,26 @@ def test_a_command_line_that_does_not_compose_gets_one_line(module, prog, args, 
     code, err = call(module, prog, args, monkeypatch, capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith(f"{prog}: error: {line}"), err
+
+
+
+def test_corrupted_base_weights_are_one_line_naming_the_model_and_verify(base_dir, tmp_path, monkeypatch, capsys):
+    """A base model whose safetensors file is damaged: exit 2 naming it; for a cached asset the line points at
+    `zett-assets verify` (issue 21, item 10; the README says what is verified when)."""
+    import zett.assets
+    from zett.training.base import load_base
+
+    broken = tmp_path / "broken"
+    shutil.copytree(base_dir, broken)
+    data = (broken / "model.safetensors").read_bytes()
+    (broken / "model.safetensors").write_bytes(data[:8] + b"{not a header" + data[21:])
+    code, err = call("zett.cli.eval", "zett-eval", [f"base_model.path={broken}", "methods=[original]",
+                                                     "max_bytes=2000", f"output_dir={tmp_path / 'out'}",
+                                                     "progress=false", "device=cpu", "plot=false"], monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    assert "cannot load base model" in err.strip().splitlines()[-1] and "zett-assets verify" not in err
+    monkeypatch.setattr(zett.assets, "path", lambda name, *a, **k: broken)  # as if the cached asset were damaged
+    from zett.training.base import BaseModelError
+
+    with pytest.raises(BaseModelError, match="zett-assets verify smollm2-135m"):
+        load_base("smollm2-135m")

@@ -159,4 +159,5 @@ def check_finite_records(records: list[dict]) -> None:
 
                 raise NonFiniteError(f"{key} is {v} for method={r['method']} target={r['tokenizer']} "
                                      f"corpus={where}; nothing was written. The model's weights or the hypernetwork "
-                                     "hold NaN/Inf: check base_model / hypernet_path")
+                                     "hold NaN/Inf: check base_model / hypernet_path (a cached asset: `zett-assets "
+                                     "verify <name>` re-hashes its files and re-fetches what differs)")

@@ -5,7 +5,8 @@
     hn = zett.hypernets.load("smollm2-135m")   # float32, eval mode
 
 A shipped directory is what ``ZettHypernet.save_pretrained`` writes (``config.json``, safetensors shards of at most
-16 MiB with their index) plus ``README.md``, the model card. ``zett-transfer method=hypernet``, ``zett-eval
+16 MiB with their index, ``digest.json`` with their sha256, checked on every load) plus ``README.md``, the model
+card. ``zett-transfer method=hypernet``, ``zett-eval
 methods=[hypernet]`` (or ``shipped``) and ``zett-train init_hypernet=shipped`` use the one built for the base model
 when no hypernetwork is named; the base is recognised by the fingerprint of its embedding matrix
 (``ZettHypernet.check_compatible``), not by its name or path. ``ship(...)`` writes a new one.

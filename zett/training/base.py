@@ -76,10 +76,16 @@ def load_base(name: str, path: str | None = None, kind: str = "causal", dtype: s
         if cls is None:
             raise BaseModelError(f"base_model.kind {kind!r} is not supported; use causal or masked")
         torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": torch.float32}[dtype]
+        from safetensors import SafetensorError
+
+        from zett.assets import REGISTRY
+
         try:
             model = cls.from_pretrained(where, dtype=torch_dtype)
-        except OSError as e:
-            raise BaseModelError(f"cannot load base model {name!r} from {where!r}: {e}") from e
+        except (OSError, SafetensorError) as e:  # missing or unreadable weights, a corrupted safetensors header
+            raise BaseModelError(f"cannot load base model {name!r} from {where!r}: {e}"
+                                 + (f" (`zett-assets verify {name}` re-hashes the cached files and re-fetches what "
+                                    "differs)" if path is None and name in REGISTRY else "")) from e
         except ValueError as e:  # e.g. a causal checkpoint under base_model.kind=masked
             raise BaseModelError(f"cannot load base model {name!r} from {where!r} with base_model.kind={kind}: "
                                  f"{str(e).splitlines()[0]} (use the kind the model was trained as)") from e

@@ -23,6 +23,7 @@ def check_finite_rows(rows, method: str, base: str, target: str) -> None:
             n_rows = int(bad.reshape(t.shape[0], -1).any(1).sum()) if t.dim() else 1
             hint = ("the hypernetwork's weights (hypernet_path) or the base model hold NaN/Inf; retrain or pass "
                     "another hypernet_path" if method == "hypernet" else
-                    "the base model's embeddings hold NaN/Inf; check base_model")
+                    "the base model's embeddings hold NaN/Inf; check base_model (a cached asset: `zett-assets verify "
+                    "<name>` re-hashes its files and re-fetches what differs)")
             raise NonFiniteError(f"method={method} predicted non-finite {name} for {n_rows} of {t.shape[0]} tokens "
                                  f"of target_tokenizer={target} (base model {base}); nothing was saved: {hint}")
