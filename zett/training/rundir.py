@@ -206,6 +206,9 @@ def check_train_config(cfg) -> None:
         raise UserError(f"callbacks.{monitors[0]} logs the learning rate, which needs a logger, but logger=none; "
                         f"pass logger=csv (or tensorboard/wandb) or callbacks.{monitors[0]}=null")
     _check_optimizer_and_validation(c)
+    from zett.training.ranges import check_ranges
+
+    check_ranges(c)
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])
