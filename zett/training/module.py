@@ -83,6 +83,8 @@ class ZettTrainingModule(pl.LightningModule):
             raise ValueError(f"loss.balance={balance!r} is not supported; use one of {BALANCE_MODES}")
         self.balance, self.base_tokenizer = balance, base_tokenizer
         self._teacher_space: torch.Tensor | None = None
+        # zett.training.teacher_cache.TeacherCache of the fixed span set (train() attaches it), or None
+        self.teacher_cache = None
         self.hypernet = hypernet
         self.losses = nn.ModuleDict(losses)
         self.optimizer_cfg, self.scheduler_cfg = dict(optimizer or {}), dict(scheduler or {})
@@ -161,6 +163,14 @@ class ZettTrainingModule(pl.LightningModule):
         base = self.base_model
         dtype = next(base.parameters()).dtype
         return adapter.hidden_states(base, inputs_embeds.to(dtype), attention_mask)
+
+    def base_hidden_at(self, inputs_embeds: torch.Tensor, attention_mask, layer: int) -> torch.Tensor:
+        """inputs_embeds [B, T, d] -> states [B, T, d] after the base's first ``layer`` layers (the cut model)."""
+        from zett.models import adapter
+
+        base = self.base_model
+        dtype = next(base.parameters()).dtype
+        return adapter.hidden_states_at(base, inputs_embeds.to(dtype), attention_mask, layer)
 
     # ------------------------------------------------------------------ hypernetwork
     def predict(self, surface_ids, surface_mask, special=None, buckets=None, overflow_ids=None,
