@@ -118,7 +118,7 @@ def test_teacher_cache_is_deterministic_serves_the_batch_and_refuses_another_key
     model, tok = base4
     texts = [t * 3 for t in SAMPLE_TEXTS[:6]]
     a = TeacherCache.build(model, tok, texts, [1, 2], 24, tmp_path / "a", batch_size=4, progress=False)
-    b = TeacherCache.build(model, tok, texts, [1, 2], 24, tmp_path / "b", batch_size=4, progress=False)
+    TeacherCache.build(model, tok, texts, [1, 2], 24, tmp_path / "b", batch_size=4, progress=False)
     for name in ("ids.npy", "layer1.npy", "layer2.npy", "layer1_scale.npy", "layer2_scale.npy"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
