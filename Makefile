@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch first, from the local CPU wheel pin: any other request may pull a multi-GB CUDA build.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# apt-get update only to install these packages: Debian-sourced assets refresh lists of their own (docs/data.md)
 	@if [ "$$(id -u)" = 0 ]; then \
 		dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES); }; \
 	else \
