@@ -10,6 +10,7 @@ says so. The pinned version, when found, must match the registry's sha256. See d
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import shutil
@@ -145,3 +146,40 @@ def build_debian_prose(asset: Asset, out: Path) -> list[dict]:
             take_files(asset, pkg, x, out)
             records.append(record)
     return records
+
+
+def build_debian_mo(asset: Asset, out: Path, domain: str) -> list[dict]:
+    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, the lists
+    refreshed once when the machine's are stale, or, failing that, from an installed copy under /usr/share/locale);
+    returns the record of each package downloaded."""
+    from zett.assets.store import AssetError, sha256_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        roots, records = [], []
+        for i, pkg in enumerate(asset.debian):
+            work = Path(tmp) / str(i)
+            work.mkdir()
+            deb, _ = fetch_deb(asset.name, pkg, work, private=False)
+            if deb is None:
+                with contextlib.suppress(AssetError):  # offline: the installed copy may still do
+                    apt.refresh_lists(asset.name)
+                    deb, _ = fetch_deb(asset.name, pkg, work, private=True)
+            if deb is not None:
+                x = work / "x"
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
+                roots.append(x / "usr/share/locale")
+                version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else ""
+                records.append({"package": pkg, "version": version.replace("%3a", ":"), "sha256": sha256_file(deb),
+                                "size": deb.stat().st_size})
+        roots.append(Path("/usr/share/locale"))
+        for root in roots:
+            catalogs = sorted(root.glob(f"*/LC_MESSAGES/{domain}.mo"))
+            if catalogs:
+                for c in catalogs:
+                    shutil.copyfile(c, out / f"{c.parent.parent.name}.mo")
+                return records if root != roots[-1] else [{"package": p, "version": "installed copy"}
+                                                            for p in asset.debian]
+    raise AssetError(
+        f"asset {asset.name!r}: no {domain}.mo catalogs found. Install the Debian package(s) "
+        f"{' '.join(asset.debian)} (`apt-get install {' '.join(asset.debian)}`, done by `make setup` as root)."
+    )

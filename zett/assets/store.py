@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tarfile
@@ -243,44 +242,6 @@ def _build_stdlib(asset: Asset, out: Path) -> None:
     (out / "source.json").write_text(json.dumps({"stdlib": sysconfig.get_paths()["stdlib"]}))
 
 
-def _build_debian_mo(asset: Asset, out: Path, domain: str) -> list[dict]:
-    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, the lists
-    refreshed once when the machine's are stale, or, failing that, from an installed copy under /usr/share/locale);
-    returns the record of each package downloaded."""
-    from zett.assets import apt
-    from zett.assets.debian import fetch_deb
-
-    with tempfile.TemporaryDirectory() as tmp:
-        roots, records = [], []
-        for i, pkg in enumerate(asset.debian):
-            work = Path(tmp) / str(i)
-            work.mkdir()
-            deb, _ = fetch_deb(asset.name, pkg, work, private=False)
-            if deb is None:
-                with contextlib.suppress(AssetError):  # offline: the installed copy may still do
-                    apt.refresh_lists(asset.name)
-                    deb, _ = fetch_deb(asset.name, pkg, work, private=True)
-            if deb is not None:
-                x = work / "x"
-                subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
-                roots.append(x / "usr/share/locale")
-                version = deb.name.split("_")[1] if deb.name.count("_") >= 2 else ""
-                records.append({"package": pkg, "version": version.replace("%3a", ":"), "sha256": sha256_file(deb),
-                                "size": deb.stat().st_size})
-        roots.append(Path("/usr/share/locale"))
-        for root in roots:
-            catalogs = sorted(root.glob(f"*/LC_MESSAGES/{domain}.mo"))
-            if catalogs:
-                for c in catalogs:
-                    shutil.copyfile(c, out / f"{c.parent.parent.name}.mo")
-                return records if root != roots[-1] else [{"package": p, "version": "installed copy"}
-                                                            for p in asset.debian]
-    raise AssetError(
-        f"asset {asset.name!r}: no {domain}.mo catalogs found. Install the Debian package(s) "
-        f"{' '.join(asset.debian)} (`apt-get install {' '.join(asset.debian)}`, done by `make setup` as root)."
-    )
-
-
 def _build_keep_task_json(asset: Asset, out: Path) -> None:
     """Keep only BIG-bench's ``task.json`` files (task definitions and data); drop code, READMEs and results."""
     for p in sorted(out.rglob("*"), reverse=True):  # children before their folders
@@ -302,7 +263,9 @@ def _build(asset: Asset, out: Path) -> list[dict] | None:
     elif step == "stdlib":
         _build_stdlib(asset, out)
     elif step == "debian_mo":
-        return _build_debian_mo(asset, out, arg)
+        from zett.assets.debian import build_debian_mo
+
+        return build_debian_mo(asset, out, arg)
     elif step == "debian_prose":
         from zett.assets.debian import build_debian_prose
 
