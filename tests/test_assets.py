@@ -247,6 +247,24 @@ def test_cli_path_prints_the_cached_directory(capsys):
     assert Path(out) == assets.asset_dir("botchan") and (Path(out) / "botchan.txt").exists()
 
 
+def test_sources_name_what_a_cached_asset_was_built_from(local_asset, monkeypatch):
+    from zett.assets.registry import DebPackage
+
+    asset, _, _ = local_asset
+    with pytest.raises(assets.AssetError, match="'fake' is not cached.*zett-assets fetch fake"):
+        assets.sources("fake")
+    assets.fetch("fake")
+    assert assets.sources("fake") == [{"source": "pypi", "asset": "fake", "package": "fake-pkg", "version": "1.0",
+                                       "file": asset.packages[0].filename, "sha256": asset.packages[0].sha256}]
+    # a Debian asset cached before versions were recorded: only its pin could be fetched then
+    deb = DebPackage("old-doc", "1.0-1", "ab" * 32, 5, (("x", "text"),))
+    monkeypatch.setitem(REGISTRY, "old", Asset("old", "corpus", "t", "MIT", debs=(deb,), build="debian_prose"))
+    (assets.home() / "assets" / "old").mkdir(parents=True)
+    (assets.home() / "assets" / "old" / ".zett-asset.json").write_text('{"name": "old", "files": {}}')
+    assert assets.sources("old") == [{"source": "debian", "asset": "old", "package": "old-doc",
+                                      "pinned_version": "1.0-1", "version": "1.0-1", "sha256": "ab" * 32, "size": 5}]
+
+
 # -- the guard in tests/conftest.py: tests never fetch assets ---------------------------------------------------
 
 GUARD_PROBES = '''

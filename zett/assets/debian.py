@@ -127,7 +127,8 @@ def take_files(asset: Asset, pkg: DebPackage, root: Path, out: Path) -> int:
             shutil.copyfileobj(fin, fout)
         n += 1
     if n == 0:
-        raise _error(f"asset {asset.name!r}: no file of {pkg.name}={pkg.version} matches {list(pkg.files)}")
+        raise _error(f"asset {asset.name!r}: no file of the package {pkg.name} matches {list(pkg.files)}; if its "
+                     "version was replaced (a warning said so), re-pin it in zett/assets/registry.py")
     return n
 
 
