@@ -1,4 +1,4 @@
-# The README's commands. Everything the tests need is installed by `make setup`.
+# The README's commands. Everything the tests need comes from `make setup` (packages) and `make test-assets`.
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -27,10 +27,10 @@ $(VENV)/.installed: pyproject.toml
 
 # Every asset the test suite uses, fetched here and never by a test (tests/conftest.py fails a test that would):
 # all of them, the large ones too (the sixteen Debian prose corpora, about 160 MB of packages; bigbench, a 358 MB
-# sdist), and gemma3-270m, whose licence (the Gemma Terms of Use) this target accepts for the test run
-# (`make test GATED_TEST_ASSETS=` declines it: its slow tests are then skipped, naming the command that runs them). Debian packages whose pinned
-# version the machine's apt lists lack are found by refreshing a private copy of the lists under $ZETT_HOME/apt
-# (docs/data.md), so no `apt-get update` is needed first. A network problem shows here, not as a test failure.
+# sdist), and gemma3-270m, whose licence (the Gemma Terms of Use) this target accepts for the test run.
+# `make test GATED_TEST_ASSETS=` declines it: the Gemma tests are then skipped, naming the command that runs them.
+# A Debian pin missing from the machine's apt lists is found by refreshing a private copy of the lists under
+# $ZETT_HOME/apt (docs/data.md): no `apt-get update` first. A network problem shows here, not as a test failure.
 GATED_TEST_ASSETS ?= gemma3-270m
 test-assets: setup
 	$(BIN)/zett-assets fetch --all --include-large
