@@ -173,24 +173,55 @@ def test_fixed_span_stream_epochs_ranks_workers_and_resume():
         FixedSpanStream(texts[:2], batch_size=3)
 
 
-def test_zett_train_latents_at_a_layer_builds_and_reuses_the_cache(tmp_path, monkeypatch):
+def test_zett_train_latents_at_a_layer_builds_and_reuses_the_cache(tmp_path):
     from test_distill_training import compose_cfg
 
     from zett.training.train import train
 
-    monkeypatch.setenv("ZETT_HOME", str(tmp_path / "home"))
+    cache = tmp_path / "cache"
     common = ("experiment=debug", "loss=latents", "loss.layer=1", "data.fixed_spans=16", "data.n_vocab_subsample=1",
-              "trainer.max_steps=4", "trainer.val_check_interval=4")
+              "trainer.max_steps=4", "trainer.val_check_interval=4", f"loss.teacher_cache={cache}",
+              "data.validation.batch_size=2")
     s1 = train(compose_cfg(*common, f"run_dir={tmp_path / 'r1'}"))
-    caches = list((tmp_path / "home" / "teacher-cache").iterdir())
-    assert len(caches) == 1 and s1["global_step"] == 4
-    stamp = (caches[0] / "layer1.npy").stat().st_mtime_ns
+    assert (cache / "meta.json").is_file() and s1["global_step"] == 4
+    stamp = (cache / "layer1.npy").stat().st_mtime_ns
     first, last = s1["validation_history"][0], s1["validation_history"][-1]
     assert first["step"] == 0 and last["step"] == 4 and np.isfinite(last["val/bpb"])
+    # validation reports its noise: a standard error per pair and of the paired change since the last validation
+    assert 0 < last["val/gpt2/botchan/bpb_se"] < 1 and "delta_se" not in " ".join(first)
+    assert 0 <= last["val/gpt2/botchan/delta_se"] < last["val/gpt2/botchan/bpb_se"] and last["val/delta_se"] >= 0
     s2 = train(compose_cfg(*common, f"run_dir={tmp_path / 'r2'}"))
-    assert (caches[0] / "layer1.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert (cache / "layer1.npy").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert s2["hypernet_digest"] == s1["hypernet_digest"]  # same seed, same spans, same cache: same run
     from zett.cli.errors import UserError
+    from zett.training.teacher_cache import TeacherCacheError
 
     with pytest.raises(UserError, match="loss.layer=2 is invalid"):
         train(compose_cfg(*common, "loss.layer=2", f"run_dir={tmp_path / 'r3'}"))
+    with pytest.raises(TeacherCacheError, match="another spans"):  # another span set into the same cache
+        train(compose_cfg(*common, "data.fixed_spans=20", f"run_dir={tmp_path / 'r4'}"))
+
+
+def test_default_cache_directory_is_keyed_under_zett_home(base4, monkeypatch, tmp_path):
+    from zett.training.teacher_cache import cache_key, default_dir
+
+    model, tok = base4
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path))
+    k1, k2 = cache_key(model, tok, ["a b"], 8, [1]), cache_key(model, tok, ["a b"], 8, [2])
+    assert default_dir(k1).parent == tmp_path / "teacher-cache" and default_dir(k1) != default_dir(k2)
+
+
+def test_ratio_standard_error():
+    from zett.training.module import ratio_se
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, generator=g, dtype=torch.float64) + 3
+    # equal denominators: the standard error of the mean
+    assert ratio_se(x, torch.ones(50, dtype=torch.float64)) == pytest.approx(float(x.std() / 50 ** 0.5), rel=1e-9)
+    den = torch.rand(50, generator=g, dtype=torch.float64) + 0.5
+    assert ratio_se(2.0 * den, den) == pytest.approx(0.0, abs=1e-12)  # an exact ratio has no noise
+    # against a bootstrap of the ratio
+    num = 2.0 * den + 0.3 * torch.randn(50, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, 50, (4000, 50), generator=g)
+    boot = num[idx].sum(1) / den[idx].sum(1)
+    assert ratio_se(num, den) == pytest.approx(float(boot.std()), rel=0.1)

@@ -44,6 +44,13 @@ def _pad_rows(x: torch.Tensor, n: int, value) -> torch.Tensor:
     return torch.cat([x, x.new_full((n, *x.shape[1:]), value)])
 
 
+def ratio_se(num: torch.Tensor, den: torch.Tensor) -> float:
+    """Standard error of sum(num) / sum(den) over n units (the delta method for a ratio estimator). [n], [n]"""
+    n, total = num.shape[0], float(den.sum())
+    resid = num - float(num.sum()) / total * den
+    return math.sqrt(n / (n - 1) * float(resid.pow(2).sum())) / total
+
+
 class ZettTrainingModule(pl.LightningModule):
     """hypernet: a ``ZettHypernet`` built for ``base_model``; losses: name -> ``LossTerm``.
 
@@ -108,6 +115,9 @@ class ZettTrainingModule(pl.LightningModule):
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._val_embeddings: dict[int, tuple] = {}
         self._val_sums: dict[int, torch.Tensor] = {}
+        # per-batch (nll, bytes) of this validation and, by name, of the previous one: standard errors
+        self._val_units: dict[int, list[torch.Tensor]] = {}
+        self._prev_units: dict[str, torch.Tensor] = {}
         self.val_history: list[dict] = []
         if nonfinite_check_every is not None and int(nonfinite_check_every) < 1:
             raise ValueError(f"nonfinite_check_every must be >= 1 (steps), got {nonfinite_check_every}")
@@ -370,6 +380,7 @@ class ZettTrainingModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_embeddings.clear()
         self._val_sums.clear()
+        self._val_units.clear()
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         # The hypernetwork does not change during validation: predict each fixed vocabulary once.
@@ -382,6 +393,7 @@ class ZettTrainingModule(pl.LightningModule):
         nll, count = ctx.token_nll()
         sums = torch.stack([nll.sum().double(), count.double(), batch["n_bytes"].to(nll.device).double()])
         self._val_sums[dataloader_idx] = self._val_sums.get(dataloader_idx, 0) + sums
+        self._val_units.setdefault(dataloader_idx, []).append(sums[[0, 2]])  # per batch: (nll, bytes)
 
     def on_validation_epoch_end(self) -> None:
         metrics = {}
@@ -393,14 +405,33 @@ class ZettTrainingModule(pl.LightningModule):
             metrics[f"val/{name}/loss"] = nll / max(count, 1.0)
             if self.objective == "clm":
                 metrics[f"val/{name}/bpb"] = nll / LN2 / max(n_bytes, 1.0)
+                metrics.update(self._standard_errors(name, self._val_units.get(idx)))
         if metrics:
             bpb = [v for k, v in metrics.items() if k.endswith("/bpb")]
             if bpb:
                 metrics["val/bpb"] = sum(bpb) / len(bpb)
+            for stat in ("bpb_se", "delta_se"):  # of the mean over pairs (independent texts)
+                ses = [v for k, v in metrics.items() if k.endswith(f"/{stat}")]
+                if ses and len(ses) == len(bpb):
+                    metrics[f"val/{stat}"] = math.sqrt(sum(v * v for v in ses)) / len(ses)
             self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
             if not self.trainer.sanity_checking:
                 self.val_history.append({"step": int(self.global_step), **metrics})
         self._val_embeddings.clear()
+
+    def _standard_errors(self, name: str, units: list[torch.Tensor] | None) -> dict:
+        """``bpb_se`` of a pair over its validation batches, and ``delta_se`` of the change since this run's
+        previous validation, paired batch by batch (the same texts): the one to compare two validations by."""
+        if not units or len(units) < 2 or (self._trainer is not None and self.trainer.world_size > 1):
+            return {}  # with several ranks each holds a part of the batches: no per-batch view here
+        u = torch.stack(units).double().cpu()  # [n, 2] (nll nats, bytes)
+        out = {f"val/{name}/bpb_se": ratio_se(u[:, 0], u[:, 1]) / LN2}
+        prev = self._prev_units.get(name)
+        if prev is not None and torch.equal(prev[:, 1], u[:, 1]):
+            out[f"val/{name}/delta_se"] = ratio_se(u[:, 0] - prev[:, 0], u[:, 1]) / LN2
+        if self._trainer is None or not self.trainer.sanity_checking:
+            self._prev_units[name] = u
+        return out
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
