@@ -54,10 +54,34 @@ def check_output_dir(path, overwrite: bool = False, setting: str = "output_dir")
         raise OutputError(f"{setting}={path} already exists and is not empty; choose a new {setting} or pass "
                           "overwrite=true to replace it whole")
     check_creatable(out, setting, path)
+    if out.is_dir() and is_mount_point(out):
+        raise OutputError(f"{setting}={path} is a mount point, which cannot be replaced by a rename (the output is "
+                          f"written beside it and moved into place); give a directory inside it, e.g. "
+                          f"{setting}={Path(str(path)) / 'out'}")
     if out.exists() and not os.access(out.absolute().parent, os.W_OK | os.X_OK):
         raise OutputError(f"{setting}={path}: its parent directory is not writable, so it cannot be replaced; "
                           f"choose a writable {setting}")
     return out
+
+
+def mount_points() -> set[str]:
+    """Every mount point of this process (``/proc/self/mountinfo``, which also lists bind mounts of a directory
+    that ``os.path.ismount`` misses); empty where it cannot be read."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    out = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 4:  # field 5: the mount point, with spaces etc. as octal escapes
+            out.add(fields[4].encode().decode("unicode_escape"))
+    return out
+
+
+def is_mount_point(path: Path) -> bool:
+    p = Path(path).expanduser().resolve()
+    return os.path.ismount(p) or str(p) in mount_points()
 
 
 def check_creatable(out: Path, setting: str, shown=None) -> None:
@@ -125,25 +149,60 @@ def atomic_dir(path, overwrite: bool = False, setting: str = "output_dir") -> It
     try:
         yield tmp
         apply_umask(tmp)
-        old = None
-        if final.exists():
-            if is_nonempty_dir(final) and not overwrite:  # appeared while we were writing
-                raise OutputError(f"{setting}={path} was created by someone else while this run wrote it; the "
-                                  f"result is left in {tmp}")
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
-            if _exchange(tmp, final):  # one atomic swap: the final name never goes missing
-                os.replace(tmp, old / "previous")
-            else:
-                os.replace(final, old / "previous")
-                os.replace(tmp, final)
-        else:
-            os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if final.exists() and is_nonempty_dir(final) and not overwrite:  # appeared while we were writing
+            kept = _keep(tmp, final)
+            raise OutputError(f"{setting}={path} was created by another process while this one wrote it, and is left "
+                              f"as that process wrote it; this run's result is "
+                              f"{f'in {kept}' if kept else 'discarded'}. Choose a new {setting}, or pass "
+                              "overwrite=true to replace it")
+        try:
+            _move_into_place(tmp, final)
+        except OSError as e:
+            kept = _keep(tmp, final)
+            raise OutputError(f"{setting}={path}: the finished result could not be moved into place "
+                              f"({e.strerror or e}); {setting} is unchanged and the result is "
+                              f"{f'in {kept}' if kept else 'discarded'}. Choose another {setting} (a directory "
+                              "inside a mount point, not the mount point itself)") from e
     except BaseException:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``, an existing ``final`` moved aside first and deleted after; on an error
+    ``final`` is as it was and no ``.old-`` sibling is left (unless putting ``final`` back failed too: then the
+    sibling holds it)."""
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
+    previous = old / "previous"
+    if _exchange(tmp, final):  # one atomic swap: the final name never goes missing; tmp now holds the previous
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        try:
+            os.replace(final, previous)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                os.replace(previous, final)
+                raise
+        except OSError:
+            if not previous.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep(tmp: Path, final: Path) -> Path | None:
+    """Give a finished result that cannot take ``final``'s place a visible name beside it (None: it cannot)."""
+    kept = final.with_name(f"{final.name}.zett-{os.getpid()}")
+    try:
+        os.replace(tmp, kept)
+    except OSError:
+        return None
+    return kept
 
 
 def write_text_atomic(path, text: str) -> Path:

@@ -43,7 +43,22 @@ def evaluate(cfg: DictConfig) -> list[dict]:
 
     check_eval_config(c)
     model, tokenizer = load_base_from_config(bm, seed=c["seed"])
-    base_tokenizer = c["base_tokenizer"] or tokenizer
+    from zett.eval.metrics import _prefix_id, resolve_prefix
+
+    try:  # a token string as prefix must be one of the base tokenizer's (checked before any scoring)
+        _prefix_id(tokenizer, resolve_prefix(tokenizer, c["prefix"]))
+    except ValueError as e:
+        raise UserError(f"prefix={c['prefix']}: the base tokenizer has no such token ({e}); use bos, eos or none") \
+            from e
+    base_tokenizer = tokenizer
+    if c["base_tokenizer"]:  # refused unless it is the model's own (another one scores garbage without an error)
+        from zett.tokenizers import load_tokenizer
+        from zett.tokenizers.fit import check_base_tokenizer
+
+        base_tokenizer = load_tokenizer(c["base_tokenizer"])
+        check_base_tokenizer(base_tokenizer, tokenizer, model, c["base_tokenizer"],
+                             model_name=bm.get("path") or bm["name"])
+        base_tokenizer.name_or_path = str(c["base_tokenizer"])  # the records name the one used
     records = run_evaluation(
         model, [str(t) for t in _list(c["targets"], "targets")],
         [str(x) for x in _list(c["corpora"], "corpora")], [str(m) for m in _list(c["methods"], "methods")],

@@ -84,6 +84,13 @@ def check_eval_config(c: dict) -> None:
     positive(c, "max_length", example=512)
     positive(c, "stride", allow_none=True)
     positive(c, "batch_size", example=8)
+    positive(c, "task_limit", allow_none=True, example=100)
+    prefix = c.get("prefix")
+    if not isinstance(prefix, str) or not prefix:
+        raise UserError(f"prefix={prefix!r} is invalid: use bos, eos, none or a token string of every tokenizer")
+    if prefix.lower() in ("bos", "eos", "none") and prefix not in ("bos", "eos", "none"):
+        raise UserError(f"prefix={prefix} is invalid: use prefix={prefix.lower()} (bos, eos and none are lower case; "
+                        "any other value is a token string)")
     if c.get("stride") is not None and int(c["stride"]) > int(c["max_length"]):
         raise UserError(f"stride={c['stride']} is larger than max_length={c['max_length']}: text between windows "
                         "would never be scored; use stride <= max_length or stride=null")
@@ -127,6 +134,15 @@ def check_eval_config(c: dict) -> None:
         check_hypernet_dir(c["hypernet_path"])
     for t in targets:
         check_tokenizer(t, "targets")
+    tasks = _as_list(c.get("tasks"), "tasks")
+    if tasks:  # every task.json read now, not after the models were transferred and scored
+        from zett.eval.bigbench import BigBenchError, load_task
+
+        for t in tasks:
+            try:
+                load_task(t, c.get("task_root"))
+            except BigBenchError as e:
+                raise UserError(f"tasks: {e}") from e
     if c.get("base_tokenizer"):
         check_tokenizer(c["base_tokenizer"], "base_tokenizer")
     check_base_model(c.get("base_model"))

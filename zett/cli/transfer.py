@@ -61,7 +61,13 @@ def _load_base(node, base_tokenizer, seed: int):
     from zett.training.base import load_base_from_config
 
     model, tok = load_base_from_config(node, seed=seed)
-    return model, (load_tokenizer(base_tokenizer) if base_tokenizer else tok)
+    if not base_tokenizer:
+        return model, tok
+    from zett.tokenizers.fit import check_base_tokenizer
+
+    given = load_tokenizer(base_tokenizer)
+    check_base_tokenizer(given, tok, model, base_tokenizer, model_name=node.get("path") or node.get("name") or "")
+    return model, given
 
 
 def transfer_from_config(cfg: DictConfig) -> Path:

@@ -111,6 +111,12 @@ def check_hypernet_dir(path) -> Path:
     if not (p / "model.safetensors").is_file() and not (p / "model.safetensors.index.json").is_file():
         raise UserError(f"hypernet_path={path} has no model.safetensors; pass the hypernet/ directory of a "
                         "finished zett-train run")
+    from zett.models.digest import problem
+
+    bad = problem(p)  # its weights against its digest.json (none: checked, with a warning, when loaded)
+    if bad:
+        raise UserError(f"hypernet_path={path}: {bad}; export it again (zett-train writes hypernet/) or pass "
+                        "another hypernetwork directory")
     return p
 
 

@@ -110,3 +110,28 @@ def schema_for_file(rel: str, text_package: str | None):
     if group == "base_model":
         return BaseModelConfig, "base_model."
     return _hints(TrainConfig)[group], f"{group}."
+
+
+def declared_at(schema, parents: list[str]) -> list[str]:
+    """The keys ``schema`` declares under the dotted path ``parents`` ([] for the top level); [] where that node
+    is open (a ``_target_`` node, a dict, ``Any``)."""
+    for part in parents:
+        schema = _unwrap(schema)
+        if not dataclasses.is_dataclass(schema):
+            return []
+        hints = _hints(schema)
+        if part not in hints:
+            return []
+        schema = hints[part]
+    schema = _unwrap(schema)
+    return [k for k in _hints(schema) if not k.startswith("_")] if dataclasses.is_dataclass(schema) else []
+
+
+def closest_key(path: str, schema) -> str | None:
+    """The declared dotted key closest in spelling to ``path`` (difflib), e.g. task_limt -> task_limit; None when
+    none is close."""
+    import difflib
+
+    parts = path.split(".")
+    match = difflib.get_close_matches(parts[-1], declared_at(schema, parts[:-1]), n=1, cutoff=0.6)
+    return ".".join([*parts[:-1], match[0]]) if match else None

@@ -82,7 +82,14 @@ def load_task(name: str, root: str | Path | None = None, seed: int = 0) -> list[
         raise BigBenchError(f"BIG-bench task {name!r}: no task.json{' for subtask ' + only if only else ''} in {folder}")
     records = []
     for subtask, f in files:
-        data = json.loads(f.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise BigBenchError(f"BIG-bench task {name!r}: {f} is not readable JSON ({e}); fix or replace that "
+                                "task.json") from e
+        if not isinstance(data, dict):
+            raise BigBenchError(f"BIG-bench task {name!r}: {f} is not a JSON object with 'examples'; fix or replace "
+                                "that task.json")
         spec = {k: data.get(k, v) for k, v in DEFAULTS.items()}
         for i, ex in enumerate(data.get("examples") or []):
             rec = _format(ex, spec, seed + i)

@@ -257,7 +257,9 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
         names = {id(t): str(t) if isinstance(t, str | Path) else label(t) for t in targets}
     jobs = [("original", None)] if "original" in methods else []
     jobs += [(m, t) for t in targets for m in methods if m != "original"]
-    common = {"base_model": base_label, "split": split, "max_length": score.max_length,
+    used = str(base_tokenizer) if isinstance(base_tokenizer, str | Path) else label(base_tok)
+    common = {"base_model": base_label, "base_tokenizer": used,  # the tokenizer scored as 'original', as given
+              "split": split, "max_length": score.max_length,
               "stride": score.stride or score.max_length // 2}
     records = []
     fingerprint = _fingerprint(base)
@@ -291,7 +293,8 @@ def run_evaluation(base_model, targets: list, corpora: list[str], methods: list[
         if task_names:
             for rec in task_records(model, tok, task_tmp.name, task_names, tasks, dev):
                 records.append({"method": method, "tokenizer": name, "vocab_size": len(tok),
-                                "base_model": base_label, "transfer_seconds": transfer_s, **rec})
+                                "base_model": base_label, "base_tokenizer": common["base_tokenizer"],
+                                "transfer_seconds": transfer_s, **rec})
                 log.info("%s / %s / %s: acc %.3f, acc_norm %.3f", name, method, rec["task"], rec["acc"],
                          rec["acc_norm"])
         if model is not base:

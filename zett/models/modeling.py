@@ -109,6 +109,29 @@ class ZettHypernet(PreTrainedModel):
             self.bias_head.weight.zero_()
             self.bias_head.bias.zero_()
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained`` plus ``digest.json`` (sha256 of the safetensors files,
+        ``zett.models.digest``), which every load checks."""
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            from zett.models import digest
+
+            digest.write(save_directory)
+        return out
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a local directory's weights are checked against its
+        ``digest.json`` first (a mismatch raises HypernetFormatError; no digest: one warning)."""
+        from pathlib import Path
+
+        local = Path(str(pretrained_model_name_or_path)).expanduser()
+        if local.is_dir():
+            from zett.models import digest
+
+            digest.verify(local)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     @classmethod
     def from_base_model(cls, base_model, **overrides) -> ZettHypernet:
         """A fresh hypernetwork for ``base_model`` (its config records the base; frozen rescalers calibrated).

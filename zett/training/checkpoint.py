@@ -11,13 +11,44 @@ so a killed run still records each validation it finished.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 
 class ZettCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` with ``last.ckpt`` saved first and atomic file writes (see the module docstring)."""
+    """``ModelCheckpoint`` with ``last.ckpt`` saved first and atomic file writes (see the module docstring).
+
+    save_last_every_minutes: also save ``last.ckpt`` once this much wall time passed since the last checkpoint
+    (None: only every ``every_n_train_steps``), so that a run killed without warning loses at most that much work;
+    Lightning's own ``train_time_interval`` cannot be combined with ``every_n_train_steps``. The decision is rank
+    0's, broadcast to the others. enable_version_counter is off: the run directory is this run's own
+    (``zett.training.runid``), so a resumed run rewrites ``last.ckpt`` rather than writing ``last-v1.ckpt``."""
+
+    def __init__(self, *args, save_last_every_minutes: float | None = None, enable_version_counter: bool = False,
+                 **kwargs):
+        super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
+        m = save_last_every_minutes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int | float) or not m > 0):
+            from zett.cli.errors import UserError
+
+            raise UserError(f"callbacks.checkpoint.save_last_every_minutes={m!r} is invalid: give minutes > 0 "
+                            "(e.g. 15) or null")
+        self.save_last_every_minutes = m
+        self._zett_saved_at = time.monotonic()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._zett_saved_at = time.monotonic()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not self.save_last_every_minutes or not self.save_last or self._should_skip_saving_checkpoint(trainer):
+            return
+        due = time.monotonic() - self._zett_saved_at >= 60 * self.save_last_every_minutes
+        if trainer.strategy.broadcast(due):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_topk_checkpoint(self, trainer, monitor_candidates) -> None:
         self._save_last_checkpoint(trainer, monitor_candidates)  # last first: it is never older than a step file
@@ -36,6 +67,7 @@ class ZettCheckpoint(ModelCheckpoint):
             os.replace(tmp, filepath)
         trainer.strategy.barrier()
         self._last_checkpoint_saved = filepath
+        self._zett_saved_at = time.monotonic()
 
 
 class ValidationSummary(Callback):

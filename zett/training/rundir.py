@@ -1,9 +1,11 @@
 """The run directory of ``zett-train``: refused when it holds a previous run, checked settings, summary writes.
 
 A run directory holds a previous run when any of :data:`RUN_ARTEFACTS` is there (Hydra's own ``.hydra/`` and job
-log are not a run). It is then refused unless ``ckpt_path`` resumes it, Lightning will resume it from an HPC
-checkpoint (a SLURM requeue: ``hpc_ckpt_*.ckpt``), or ``overwrite=true``, which deletes the previous run's
-artefacts first. Processes that Lightning's DDP launcher or SLURM start for ranks other than 0 skip the check:
+log are not a run). It is then refused unless ``ckpt_path`` resumes it with a checkpoint of that run
+(``zett.training.runid``), Lightning will resume it from an HPC checkpoint (a SLURM requeue: ``hpc_ckpt_*.ckpt``),
+or ``overwrite=true``, which deletes the previous run's artefacts. :func:`check_run_dir` decides before anything is
+built and changes nothing; ``train()`` calls :func:`clear_run_dir` only once the new run was built and checked, so
+a run that cannot start leaves the previous one as it was. Processes that Lightning's DDP launcher or SLURM start for ranks other than 0 skip the check:
 rank 0 made it, and may already have written into the directory.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from zett.cli.errors import MissingInputError, UserError
 
-RUN_ARTEFACTS = ("checkpoints", "hypernet", "summary.json", "logs", "ranks")
+RUN_ARTEFACTS = ("checkpoints", "hypernet", "summary.json", "logs", "ranks", "run.json")
 _RANK_VARS = ("LOCAL_RANK", "RANK", "NODE_RANK", "SLURM_PROCID", "GROUP_RANK")
 
 
@@ -29,8 +31,13 @@ def previous_run(run_dir: Path) -> list[str]:
     return sorted(p for p in RUN_ARTEFACTS if (run_dir / p).exists())
 
 
-def prepare_run_dir(cfg, run_dir: Path) -> None:
-    """Refuse or clear a run directory holding a previous run (see the module docstring)."""
+def check_run_dir(cfg, run_dir: Path) -> list[str]:
+    """Refuse a run directory holding a previous run (see the module docstring); changes nothing on disk.
+
+    Returns the previous run's artefacts that :func:`clear_run_dir` deletes (``overwrite=true``) once the new run
+    is built, so that a run failing before its first step leaves the previous one as it was."""
+    from zett.training.runid import checkpoint_belongs, load_checkpoint_head
+
     ckpt = cfg.get("ckpt_path")
     if ckpt and not Path(str(ckpt)).expanduser().is_file():
         raise MissingInputError(f"ckpt_path={ckpt} does not exist; give a checkpoint of this run "
@@ -39,17 +46,39 @@ def prepare_run_dir(cfg, run_dir: Path) -> None:
     if not isinstance(overwrite, bool):
         raise UserError(f"overwrite={overwrite!r} is invalid: use overwrite=true or overwrite=false")
     if launched_rank():
-        return
+        return []
     found = previous_run(run_dir)
-    if not found or ckpt or any(run_dir.glob("hpc_ckpt_*.ckpt")):
-        return
-    if not overwrite:
+    if any(run_dir.glob("hpc_ckpt_*.ckpt")):
+        return []
+    if ckpt and found:
+        ckpt = Path(str(ckpt)).expanduser()
+        if checkpoint_belongs(load_checkpoint_head(ckpt), ckpt, run_dir):
+            return []  # a resume of the run in run_dir (overwrite=true never deletes what it resumes)
+        if not overwrite:
+            raise UserError(f"ckpt_path={ckpt} is not a checkpoint of the run in {run_dir} ({', '.join(found)}): "
+                            f"resume that run with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, continue this "
+                            "checkpoint in a new hydra.run.dir / run_dir, or pass overwrite=true to delete the run "
+                            f"in {run_dir} first")
+        if ckpt.resolve().is_relative_to(run_dir.resolve()):
+            raise UserError(f"ckpt_path={ckpt} lies inside {run_dir}, whose run overwrite=true would delete; move "
+                            "the checkpoint out of the run directory first, or drop overwrite=true")
+    elif ckpt:
+        load_checkpoint_head(Path(str(ckpt)).expanduser())  # an empty directory adopts any readable checkpoint
+    if found and not overwrite:
         raise UserError(f"run directory {run_dir} already holds a run ({', '.join(found)}); resume it with "
                         f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}, choose a new hydra.run.dir / run_dir, "
                         "or pass overwrite=true to delete that run first")
+    return found
+
+
+def clear_run_dir(run_dir: Path, found: list[str]) -> None:
+    """Delete the previous run's artefacts ``found`` by :func:`check_run_dir` (``overwrite=true``)."""
     for name in found:
         p = run_dir / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def save_hydra_config(cfg) -> Path | None:
@@ -176,8 +205,43 @@ def check_train_config(cfg) -> None:
     if monitors and not c.get("logger"):
         raise UserError(f"callbacks.{monitors[0]} logs the learning rate, which needs a logger, but logger=none; "
                         f"pass logger=csv (or tensorboard/wandb) or callbacks.{monitors[0]}=null")
+    _check_optimizer_and_validation(c)
     if c.get("init_hypernet"):
         try:
             check_hypernet_dir(c["init_hypernet"])
         except UserError as e:
             raise UserError(str(e).replace("hypernet_path=", "init_hypernet=")) from e
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x == x
+
+
+def _check_optimizer_and_validation(c: dict) -> None:
+    """optimizer.*, trainer.val_check_interval and data.validation.pairs: refused here rather than when fitting
+    starts (after the models were loaded)."""
+    opt = c.get("optimizer") or {}
+    betas = opt.get("betas")
+    if not isinstance(betas, list | tuple) or len(betas) != 2 or not all(_number(b) and 0 <= b < 1 for b in betas):
+        raise UserError(f"optimizer.betas={betas} is invalid: give two numbers in [0, 1), e.g. "
+                        "optimizer.betas=[0.9,0.95]")
+    if not _number(opt.get("eps")) or opt["eps"] <= 0:
+        raise UserError(f"optimizer.eps={opt.get('eps')!r} is invalid: it must be a number > 0, e.g. 1e-8")
+    if not _number(opt.get("weight_decay")) or opt["weight_decay"] < 0:
+        raise UserError(f"optimizer.weight_decay={opt.get('weight_decay')!r} is invalid: it must be a number >= 0, "
+                        "e.g. 0.01")
+    interval = (c.get("trainer") or {}).get("val_check_interval")
+    if interval is not None and not (isinstance(interval, int) and not isinstance(interval, bool) and interval >= 1
+                                     or isinstance(interval, float) and 0 < interval <= 1):
+        raise UserError(f"trainer.val_check_interval={interval!r} is invalid: give the steps between validations "
+                        "as an integer >= 1 (e.g. trainer.val_check_interval=1000)")
+    val = (c.get("data") or {}).get("validation") or {}
+    texts = val.get("texts") or {}
+    for pair in val.get("pairs") or []:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise UserError(f"data.validation.pairs has {pair!r}; each pair is [tokenizer, text], e.g. "
+                            "[[base,botchan],[gpt2,botchan]]")
+        if pair[1] not in texts:
+            raise UserError(f"data.validation.pairs has [{pair[0]}, {pair[1]}] but data.validation.texts has no "
+                            f"text {pair[1]!r} (it has {', '.join(map(str, texts)) or 'none'}); fix the pair or add "
+                            f"data.validation.texts.{pair[1]}")

@@ -94,8 +94,13 @@ def build_hypernet(cfg, base):
 
         return hypernets.require_for_base(base, "init_hypernet")  # float32 copy of the bf16 weights
     if cfg.init_hypernet:
+        from zett.models import HypernetMismatchError
+
         hypernet = ZettHypernet.from_pretrained(str(cfg.init_hypernet))
-        hypernet.check_compatible(base)
+        try:
+            hypernet.check_compatible(base)
+        except HypernetMismatchError as e:
+            raise HypernetMismatchError(f"init_hypernet={cfg.init_hypernet} does not fit the base model: {e}") from e
         return hypernet
     overrides = {k: v for k, v in OmegaConf.to_container(cfg.hypernet, resolve=True).items() if v is not None}
     return ZettHypernet.from_base_model(base, **overrides, seed=int(cfg.seed))
@@ -148,6 +153,15 @@ def build(cfg, run_dir: Path):
     from zett.training.checkpoint import ValidationSummary
 
     callbacks.append(ValidationSummary(run_dir))  # summary.json records every validation, even of a killed run
+    from zett.training.runid import RunIdentity
+
+    callbacks.append(RunIdentity(run_dir))  # every checkpoint names its run (run.json)
+    from zett.training.stop import CheckpointOnSigterm
+
+    callbacks.append(CheckpointOnSigterm(run_dir))  # SIGTERM: last.ckpt at the step reached, exit 143
+    from zett.training.guards import RequirePredictedTokens
+
+    callbacks.append(RequirePredictedTokens(objective, cfg.data.get("span_chars")))  # no token to predict: stop
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
 
@@ -196,23 +210,40 @@ def train(cfg) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.set_struct(cfg, False)
     cfg.run_dir = str(run_dir)  # yaml nodes interpolate ${run_dir} (logger save_dir, checkpoint dirpath)
-    from zett.training.rundir import check_train_config, prepare_run_dir, save_hydra_config, write_summary
+    from zett.training import rundir
+    from zett.training.runid import start_run
 
-    check_train_config(cfg)
-    prepare_run_dir(cfg, run_dir)
-    save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
+    rundir.check_train_config(cfg)
+    previous = rundir.check_run_dir(cfg, run_dir)  # refuses; deletes nothing yet
     t0 = time.perf_counter()
     _, _, module, datamodule, trainer = build(cfg, run_dir)
+    # Everything that can fail before the first step runs before the run directory changes (overwrite=true
+    # deletes the previous run only now): the corpora and validation texts, and the optimizer and its schedule.
+    datamodule.setup("fit")  # idempotent: Lightning's own call during fit finds it done
+    module.configure_optimizers()
+    if not rundir.launched_rank():
+        rundir.clear_run_dir(run_dir, previous)
+        start_run(run_dir)
+    rundir.save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
 
     ckpt_path = cfg.ckpt_path
     if ckpt_path and not Path(str(ckpt_path)).exists():
         raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; give a checkpoint of this run "
                                 "(<run>/checkpoints/last.ckpt) or leave ckpt_path unset")
     initial = None
-    if cfg.validate_at_start and not ckpt_path and datamodule.val_names:
-        initial = trainer.validate(module, datamodule=datamodule, verbose=False)
-        initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    try:
+        if cfg.validate_at_start and not ckpt_path and datamodule.val_names:
+            initial = trainer.validate(module, datamodule=datamodule, verbose=False)
+            initial = {k: float(v) for k, v in (initial[0] if initial else {}).items()}
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None,
+                    weights_only=True)
+    except SIGTERMException:  # Lightning's exit status would be 0: record where the run stopped and fail
+        from zett.training.stop import stopped
+
+        stopped(trainer, module, run_dir, {"initial_validation": initial, "wall_seconds":
+                                           round(time.perf_counter() - t0, 1)})
 
     exported = _export(trainer, module, run_dir / "hypernet") if cfg.export else None
     summary = {
@@ -236,6 +267,6 @@ def train(cfg) -> dict:
             {"rank": trainer.global_rank, "global_step": summary["global_step"],
              "hypernet_digest": summary["hypernet_digest"]}))
     if trainer.is_global_zero:
-        write_summary(run_dir, summary)
+        rundir.write_summary(run_dir, summary)
         log.info("run finished: %s", json.dumps({k: summary[k] for k in ("global_step", "hypernet")}))
     return summary
