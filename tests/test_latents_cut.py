@@ -187,6 +187,9 @@ def test_zett_train_latents_at_a_layer_builds_and_reuses_the_cache(tmp_path):
     stamp = (cache / "layer1.npy").stat().st_mtime_ns
     first, last = s1["validation_history"][0], s1["validation_history"][-1]
     assert first["step"] == 0 and last["step"] == 4 and np.isfinite(last["val/bpb"])
+    # learning curves over cost: student tokens and process CPU seconds (validation excluded) at every validation
+    assert first["tokens_seen"] == 0 and last["tokens_seen"] > 4 * 4 * 8
+    assert 0 < first["cpu_seconds"] < last["cpu_seconds"] <= s1["cpu_seconds"]
     # validation reports its noise: a standard error per pair and of the paired change since the last validation
     assert 0 < last["val/gpt2/botchan/bpb_se"] < 1 and "delta_se" not in " ".join(first)
     assert 0 <= last["val/gpt2/botchan/delta_se"] < last["val/gpt2/botchan/bpb_se"] and last["val/delta_se"] >= 0

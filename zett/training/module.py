@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -119,6 +120,11 @@ class ZettTrainingModule(pl.LightningModule):
         self._val_units: dict[int, list[torch.Tensor]] = {}
         self._prev_units: dict[str, torch.Tensor] = {}
         self.val_history: list[dict] = []
+        # what the run has spent, for learning curves over cost: this process's CPU time (all its threads; with
+        # data.num_workers > 0 the workers' is not included) without validation, plus earlier processes' (from
+        # the checkpoint), and the student tokens trained on
+        self._cpu = {"before": 0.0, "validation": 0.0, "val_start": 0.0}
+        self.tokens_seen = 0
         if nonfinite_check_every is not None and int(nonfinite_check_every) < 1:
             raise ValueError(f"nonfinite_check_every must be >= 1 (steps), got {nonfinite_check_every}")
         self.nonfinite_check_every = None if nonfinite_check_every is None else int(nonfinite_check_every)
@@ -309,8 +315,13 @@ class ZettTrainingModule(pl.LightningModule):
         return sum(w * v for w, v in zip(weights, values, strict=True))
 
     # ------------------------------------------------------------------ training
+    def cpu_seconds(self) -> float:
+        """Process CPU seconds spent on this run so far, validation excluded (earlier processes included)."""
+        return self._cpu["before"] + time.process_time() - self._cpu["validation"]
+
     def training_step(self, batch, batch_idx):
         self._record_sampler_state(batch.pop("sampler_state", None))
+        self.tokens_seen += int(batch.get("n_tokens", 0))
         step = self.global_step
         ctx = StepContext(self, batch, step)
         names, values, logs = [], [], {}
@@ -378,6 +389,7 @@ class ZettTrainingModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
+        self._cpu["val_start"] = time.process_time()
         self._val_embeddings.clear()
         self._val_sums.clear()
         self._val_units.clear()
@@ -396,6 +408,7 @@ class ZettTrainingModule(pl.LightningModule):
         self._val_units.setdefault(dataloader_idx, []).append(sums[[0, 2]])  # per batch: (nll, bytes)
 
     def on_validation_epoch_end(self) -> None:
+        self._cpu["validation"] += time.process_time() - self._cpu["val_start"]  # not a training cost
         metrics = {}
         for idx in range(len(self.val_names)):
             sums = self._val_sums.get(idx, torch.zeros(3, dtype=torch.float64, device=self.device))
@@ -416,7 +429,8 @@ class ZettTrainingModule(pl.LightningModule):
                     metrics[f"val/{stat}"] = math.sqrt(sum(v * v for v in ses)) / len(ses)
             self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
             if not self.trainer.sanity_checking:
-                self.val_history.append({"step": int(self.global_step), **metrics})
+                self.val_history.append({"step": int(self.global_step), "cpu_seconds": round(self.cpu_seconds(), 1),
+                                         "tokens_seen": self.tokens_seen, **metrics})
         self._val_embeddings.clear()
 
     def _standard_errors(self, name: str, units: list[torch.Tensor] | None) -> dict:
@@ -445,10 +459,15 @@ class ZettTrainingModule(pl.LightningModule):
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if not (k.startswith("hypernet.") or k.startswith("losses."))]:
             del state[key]
-        checkpoint["zett"] = {"hypernet_config": self.hypernet.config.to_dict(), "val_history": self.val_history}
+        checkpoint["zett"] = {"hypernet_config": self.hypernet.config.to_dict(), "val_history": self.val_history,
+                              "cpu_seconds": self.cpu_seconds(), "tokens_seen": self.tokens_seen}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_history = list(checkpoint.get("zett", {}).get("val_history", []))
+        zett = checkpoint.get("zett", {})
+        self.val_history = list(zett.get("val_history", []))
+        self.tokens_seen = int(zett.get("tokens_seen", 0))
+        # this process's CPU time so far (building the model, the cache) counts; the earlier processes' adds
+        self._cpu["before"] = float(zett.get("cpu_seconds", 0.0))
 
     def export_hypernet(self, out_dir: str | Path) -> Path:
         """Save the hypernetwork with ``save_pretrained`` (safetensors) into ``out_dir``."""

@@ -255,6 +255,8 @@ def train(cfg) -> dict:
         if "train/loss" in trainer.callback_metrics else None,
         "hypernet": str(exported) if exported else None,
         "hypernet_digest": params_digest(module.hypernet),
+        "cpu_seconds": round(module.cpu_seconds(), 1),
+        "tokens_seen": module.tokens_seen,
         "world_size": int(trainer.world_size),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
