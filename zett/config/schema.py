@@ -128,6 +128,9 @@ class DataConfig:
     sampler_warmup_texts: int = 256  # spans pushed into a new sampler's queue before its first sample
     state_every: int = 50  # with workers: report sampler state every n batches (for checkpoints)
     mlm_probability: float = 0.15
+    # > 0: train on this many spans drawn once from the mix, epoch after epoch (what a teacher cache holds);
+    # null = an endless stream of fresh spans
+    fixed_spans: int | None = None
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
 
@@ -139,6 +142,11 @@ class LossConfig:
     identity_steps: int = 0  # identity warm-up steps (§3.3)
     balance: str = "fixed"  # fixed: Σ weight · term; gradmag: equal gradient norm per term
     terms: dict[str, Any] = field(default_factory=dict)
+    # loss=latents: states after this many base layers (the cut model); null = the final states (full model)
+    layer: int | None = None
+    # the teacher cache of a fixed span set (data.fixed_spans): a directory, or null = one per key under
+    # $ZETT_HOME/teacher-cache (zett.training.teacher_cache)
+    teacher_cache: str | None = None
 
 
 @dataclass

@@ -150,6 +150,74 @@ def hidden_states(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tens
     return plan["head"](hidden)
 
 
+class _Cut(Exception):
+    """Raised by the hook on the last layer ``hidden_states_at`` runs: ends the forward pass there."""
+
+
+def decoder_layers(model) -> nn.ModuleList:
+    """The backbone's stack of transformer layers (Llama/Gemma/Qwen ``layers``, GPT-2 ``h``, BERT ``encoder.layer``)."""
+    backbone = _backbone(model)
+    for path in ("layers", "h", "encoder.layer", "decoder.layers", "block"):
+        obj = backbone
+        for name in path.split("."):
+            obj = getattr(obj, name, None)
+        if isinstance(obj, nn.ModuleList) and len(obj):
+            return obj
+    raise _unsupported(model, "its layer stack was not found (looked for layers, h, encoder.layer, block)")
+
+
+def hidden_states_at(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                     layer: int) -> torch.Tensor:
+    """The residual stream after the first ``layer`` transformer layers (``output_hidden_states[layer]``), running
+    only those layers: the model cut after layer ``layer`` (0 <= layer < the number of layers). # [B, T, d]
+
+    The forward pass is the model's own (same embedding scale, masks and position encodings); a hook on layer
+    ``layer - 1`` keeps its output and stops the pass there, so layers above it cost nothing, and autograd sees
+    exactly the graph of the full model up to that layer. ``layer`` = 0 gives the (scaled) input embeddings.
+    """
+    return hidden_states_at_layers(model, inputs_embeds, attention_mask, [layer])[0]
+
+
+def hidden_states_at_layers(model, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None,
+                            layers: list[int]) -> list[torch.Tensor]:
+    """``hidden_states_at`` for several layers in one pass (up to the highest). -> one [B, T, d] per layer."""
+    stack = decoder_layers(model)
+    for layer in layers:
+        if not 0 <= layer < len(stack):
+            # output_hidden_states[n_layers] is after the final norm: that is hidden_states(), the full model
+            raise ValueError(f"layer={layer} is outside 0..{len(stack) - 1} (the model has {len(stack)} layers; "
+                             "the last layer's state is the final hidden state of the full model)")
+    plan = _forward_plan(model)
+    scaled = inputs_embeds
+    if plan["scaled"]:
+        scaled = inputs_embeds * torch.as_tensor(plan["embedding"].embed_scale, device=inputs_embeds.device,
+                                                 dtype=inputs_embeds.dtype)
+    kept: dict[int, torch.Tensor] = {0: scaled}
+    last = max(layers)
+
+    def keep(index):
+        def hook(_module, _args, output):
+            kept[index + 1] = output[0] if isinstance(output, tuple) else output
+            if index + 1 == last:
+                raise _Cut
+
+        return hook
+
+    handles = [stack[k - 1].register_forward_hook(keep(k - 1)) for k in sorted(set(layers)) if k > 0]
+    try:
+        if last > 0:
+            hidden_states(model, inputs_embeds, attention_mask)
+    except _Cut:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [k for k in layers if k not in kept]
+    if missing:
+        raise _unsupported(model, f"layers {missing} did not run in its forward pass")
+    return [kept[k] for k in layers]
+
+
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

@@ -328,6 +328,8 @@ class SampledTokenizerCollator(_BatchBuilder):
         batch, _ = self.build(tokenizer, texts, sf, self._generator(), selection)
         batch["domain"] = domain
         batch["n_truncated"] = int(sf.n_truncated)
+        if "span_ids" in item:  # a fixed span set (FixedSpanStream): which spans, for the teacher cache
+            batch["span_ids"] = torch.tensor(item["span_ids"], dtype=torch.long)
         self._count += 1
         if self.state_every and self.state_dir and torch.utils.data.get_worker_info() is not None and \
                 self._count % self.state_every == 0:

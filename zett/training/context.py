@@ -24,6 +24,8 @@ class StepContext:
     teacher_hidden         [B, T_t, d] the frozen base on its own embeddings and tokenization (no grad)
     teacher_logprobs(space) / student_logprobs(space)   (lp [B, T], space log-prob [B, T] | None)
     teacher_logits_at(b, pos) [K, N_base] / student_logits_at(b, pos) [K, S] next-token logits at positions
+    hidden_at(k) / teacher_hidden_at(k)   [B, T, d] / [B, T_t, d] states after the first k layers (the cut model;
+                           the teacher's from the module's ``teacher_cache`` when the batch has ``span_ids``)
     """
 
     def __init__(self, module, batch: dict, step: int, embeddings=None):
@@ -100,6 +102,37 @@ class StepContext:
             e_in = self.source[:, : self.module.hypernet.config.base_hidden_size]
             return self.module.base_hidden(e_in[self.batch["teacher_input_ids"]],
                                            self.batch["teacher_attention_mask"])
+
+    def hidden_at(self, layer: int) -> torch.Tensor:
+        """[B, T, d] the frozen base cut after ``layer`` layers on E_in[input_ids] (only those layers run)."""
+        key = f"_hidden_at_{layer}"
+        if key not in self.__dict__:
+            mask = None if self.batch.get("padded") is False else self.batch["attention_mask"]
+            self.__dict__[key] = self.module.base_hidden_at(self.embeddings[0][self.batch["input_ids"]], mask, layer)
+        return self.__dict__[key]
+
+    def teacher_hidden_at(self, layer: int) -> torch.Tensor:
+        """[B, T_t, d] the teacher's layer-``layer`` states (no grad): read from the module's teacher cache when
+        the batch names its spans (``span_ids``), else computed by the cut model."""
+        key = f"_teacher_hidden_at_{layer}"
+        if key not in self.__dict__:
+            cache, ids = self.module.teacher_cache, self.batch["teacher_input_ids"]
+            mask = self.batch["teacher_attention_mask"]
+            if cache is not None and "span_ids" in self.batch:
+                h = cache.lookup(self.batch["span_ids"], layer, ids, mask)
+            else:
+                with torch.no_grad():
+                    e_in = self.source[:, : self.module.hypernet.config.base_hidden_size]
+                    h = self.module.base_hidden_at(e_in[ids], mask, layer)
+            self.__dict__[key] = h.detach()
+        return self.__dict__[key]
+
+    def latent_scale(self, layer: int) -> torch.Tensor | None:
+        """[d] the cached per-channel mean square of the teacher's layer states, or None (no cache)."""
+        cache = self.module.teacher_cache
+        if cache is None or "span_ids" not in self.batch:
+            return None
+        return cache.scale(layer).to(self.source.device)
 
     def _teacher_out(self):
         d = self.teacher_hidden.shape[-1]

@@ -224,6 +224,52 @@ class TextBatchStream(torch.utils.data.IterableDataset):
                        "domain": "mixed"}
 
 
+def draw_fixed_spans(sources: Sequence[TextSource], probabilities: np.ndarray, n: int, span_chars: int,
+                     seed: int = 0, separator: str = "\n\n") -> list[str]:
+    """``n`` spans of the training mix, drawn once: the same on every rank, worker and resumed run (a teacher cache
+    is keyed by them). Mixed domains, in the proportions of ``probabilities``."""
+    stream = TextBatchStream(sources, probabilities, n, span_chars, seed, rank=0, world_size=1,
+                             separator=separator, monolingual=False, offset=2**62)  # no step offset reaches it
+    return next(iter(stream))["texts"]
+
+
+class FixedSpanStream(torch.utils.data.IterableDataset):
+    """Endless batches ``{"texts", "domain": "mixed", "span_ids"}`` over a fixed span set, epoch after epoch, each
+    epoch in a fresh order (seeded by (seed, epoch)); the collator samples a new tokenizer for every batch, so a
+    span is seen under many tokenizations. Each rank takes every ``world_size``-th span of an epoch's order, each
+    DataLoader worker every ``num_workers``-th batch (the loader interleaves them back in order). ``offset``: the
+    batches to skip (a resumed run continues where the checkpoint was taken)."""
+
+    def __init__(self, texts: list[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 offset: int = 0):
+        super().__init__()
+        if len(texts) < batch_size * world_size:
+            raise DataConfigError(f"data.fixed_spans={len(texts)} is fewer than one batch per rank "
+                                  f"({batch_size} x {world_size}); raise it or lower data.batch_size")
+        self.texts, self.batch_size, self.seed = texts, int(batch_size), int(seed)
+        self.rank, self.world_size, self.offset = int(rank), int(world_size), int(offset)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self.texts) // self.world_size // self.batch_size
+
+    def batch(self, index: int) -> list[int]:
+        """Span ids of this rank's ``index``-th batch (0-based over the whole run)."""
+        epoch, within = divmod(index, self.batches_per_epoch)
+        order = np.random.default_rng([self.seed, epoch, 104729]).permutation(len(self.texts))
+        mine = order[self.rank::self.world_size]
+        return [int(i) for i in mine[within * self.batch_size:(within + 1) * self.batch_size]]
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        index = self.offset + worker
+        while True:
+            ids = self.batch(index)
+            yield {"texts": [self.texts[i] for i in ids], "domain": "mixed", "span_ids": ids}
+            index += n_workers
+
+
 @dataclass
 class HeldOutTexts:
     """Fixed held-out spans for validation: ``n`` windows of ``span_chars`` evenly spread over the documents."""

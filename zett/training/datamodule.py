@@ -22,10 +22,12 @@ from zett.training import sampler_state
 from zett.training.collator import FixedTokenizerCollator, SampledTokenizerCollator
 from zett.training.data import (
     DataConfigError,
+    FixedSpanStream,
     HeldOutTexts,
     TextBatchStream,
     _DocStream,
     cut_span,
+    draw_fixed_spans,
     load_sources,
     mixing_probabilities,
 )
@@ -59,7 +61,8 @@ class ZettDataModule(pl.LightningDataModule):
                  sampler_warmup_texts: int = 256, state_every: int = 50, seed: int = 0, base_tokenizer=None,
                  sampler_factory: Callable | None = None, objective: str = "clm", mlm_probability: float = 0.15,
                  alignment_modes: list[str] | None = None, n_base_rows: int | None = None,
-                 pin_memory: bool | None = None, val_num_workers: int | None = None, bucket_chunks: int = 0):
+                 pin_memory: bool | None = None, val_num_workers: int | None = None, bucket_chunks: int = 0,
+                 fixed_spans: int | None = None):
         super().__init__()
         self.source_specs = list(_plain(sources) or [])
         if not self.source_specs:
@@ -90,6 +93,9 @@ class ZettDataModule(pl.LightningDataModule):
         self.alignment_modes = tuple(alignment_modes or ())
         # The base model's embedding rows (may exceed len(base_tokenizer)): byte-fallback ids start there.
         self.n_base_rows = n_base_rows
+        # > 0: train on this many spans drawn once (epochs over them; a teacher cache can hold their states)
+        self.fixed_spans = int(fixed_spans or 0)
+        self._fixed_texts: list[str] | None = None
         self.sources = None
         self.collator: SampledTokenizerCollator | None = None
         self._state_dir: str | None = None  # where this process's DataLoader workers write sampler states
@@ -127,6 +133,8 @@ class ZettDataModule(pl.LightningDataModule):
             self._val = self._build_validation()
 
     def _warmup_texts(self) -> dict[str, list[str]]:
+        if self.fixed_spans:  # one mixed domain: its sampler's queue starts with the span set's own text
+            return {"mixed": self.fixed_span_texts()[: self.sampler_warmup_texts]}
         rank, _ = self._rank()
         rng = np.random.default_rng([self.seed, rank, 7919])
         out = {}
@@ -172,12 +180,30 @@ class ZettDataModule(pl.LightningDataModule):
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
                 teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir(),
                 bucket_chunks=self.bucket_chunks)
+        if self.fixed_spans:  # a resumed run continues the epoch order where it stopped
+            stream = FixedSpanStream(self.fixed_span_texts(), self.batch_size, self.seed, rank, world, offset=step)
+            return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
+                                               num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                               persistent_workers=self.num_workers > 0)
         # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
         stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
                                  rank, world, self.separator, self.monolingual, offset=step)
         return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
                                            num_workers=self.num_workers, pin_memory=self.pin_memory,
                                            persistent_workers=self.num_workers > 0)
+
+    def fixed_span_texts(self) -> list[str]:
+        """The ``fixed_spans`` training spans (drawn once from the training mix; the same on every rank)."""
+        if not self.fixed_spans:
+            raise DataConfigError("this run streams its training text (data.fixed_spans is null): there is no fixed "
+                                  "span set; set data.fixed_spans to a number of spans")
+        if self._fixed_texts is None:
+            if self.sources is None:
+                self.sources = [s for spec in self.source_specs for s in load_sources(spec, "train")]
+                self.probabilities = mixing_probabilities(self.sources, self.alpha)
+            self._fixed_texts = draw_fixed_spans(self.sources, self.probabilities, self.fixed_spans,
+                                                 self.span_chars, self.seed, self.separator)
+        return self._fixed_texts
 
     def _teacher(self):
         from zett.training.collator import TeacherAligner

@@ -238,14 +238,19 @@ def shared_kl(logits_t: torch.Tensor, logits_s: torch.Tensor, shared_t: torch.Te
 
 # ------------------------------------------------------------------------------------------------- latents
 def latent_loss(h_t: torch.Tensor, h_s: torch.Tensor, a_t: torch.Tensor, a_s: torch.Tensor,
-                chunk_mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Hidden states at chunk ends: squared error per channel, divided by the teacher's mean square of that
-    channel over the batch's chunk ends, averaged over channels and chunks. h_t [B, T_t, d], h_s [B, T_s, d]."""
-    ht = _gather_tokens(h_t, chunk_last_token(a_t))[chunk_mask].float()  # [K, d]
-    hs = _gather_tokens(h_s, chunk_last_token(a_s))[chunk_mask].float()
+                chunk_mask: torch.Tensor, eps: float = 1e-6, scale: torch.Tensor | None = None,
+                skip_first: bool = False) -> torch.Tensor:
+    """Hidden states at chunk ends: squared error per channel, divided by a per-channel scale, averaged over
+    channels and chunks. h_t [B, T_t, d], h_s [B, T_s, d]. scale [d]: the teacher's mean square per channel (a
+    teacher cache's, over its whole span set), or None: over the batch's chunk ends. skip_first: leave out chunks
+    ending at the teacher's first token (its attention-sink state in early layers)."""
+    last_t = chunk_last_token(a_t)  # [B, C]
+    mask = chunk_mask & (last_t > 0) if skip_first else chunk_mask
+    ht = _gather_tokens(h_t, last_t)[mask].float()  # [K, d]
+    hs = _gather_tokens(h_s, chunk_last_token(a_s))[mask].float()
     if ht.shape[0] == 0:
         return h_s.sum() * 0.0
-    scale = ht.detach().pow(2).mean(0) + eps  # [d]
+    scale = (ht.detach().pow(2).mean(0) if scale is None else scale.float()) + eps  # [d]
     return ((hs - ht.detach()).pow(2) / scale).mean()
 
 
@@ -367,8 +372,23 @@ class AlignedKLLoss(_ChunkTerm):
 
 
 class LatentLoss(_ChunkTerm):
-    """``latents``: final hidden states of teacher and student at chunk ends (``latent_loss``)."""
+    """``latents``: hidden states of teacher and student at chunk ends (``latent_loss``).
+
+    layer: None = the final hidden states of the full model; k = the states after the first k layers, with only
+    those layers run on the student side (the cut model) and the teacher's states read from the run's teacher
+    cache (``zett.training.teacher_cache``) when there is one. At a layer the first chunk is left out (the
+    attention sink) and channels are scaled by the cache's per-channel mean square when there is a cache."""
+
+    def __init__(self, weight: float = 1.0, start_step: int = 0, end_step: int | None = None,
+                 chunks: str = "unconstrained", layer: int | None = None):
+        super().__init__(weight, start_step, end_step, chunks)
+        if layer is not None and int(layer) < 1:
+            raise ValueError(f"loss.layer={layer} is invalid: give a layer >= 1 (states after that many layers)")
+        self.layer = None if layer is None else int(layer)
 
     def forward(self, ctx) -> torch.Tensor:
         a_t, a_s, mask = ctx.alignment(self.chunks)
-        return latent_loss(ctx.teacher_hidden, ctx.hidden, a_t, a_s, mask)
+        if self.layer is None:
+            return latent_loss(ctx.teacher_hidden, ctx.hidden, a_t, a_s, mask)
+        return latent_loss(ctx.teacher_hidden_at(self.layer), ctx.hidden_at(self.layer), a_t, a_s, mask,
+                           scale=ctx.latent_scale(self.layer), skip_first=True)

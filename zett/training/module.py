@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -42,6 +43,13 @@ def _pad_rows(x: torch.Tensor, n: int, value) -> torch.Tensor:
     if not n:
         return x
     return torch.cat([x, x.new_full((n, *x.shape[1:]), value)])
+
+
+def ratio_se(num: torch.Tensor, den: torch.Tensor) -> float:
+    """Standard error of sum(num) / sum(den) over n units (the delta method for a ratio estimator). [n], [n]"""
+    n, total = num.shape[0], float(den.sum())
+    resid = num - float(num.sum()) / total * den
+    return math.sqrt(n / (n - 1) * float(resid.pow(2).sum())) / total
 
 
 class ZettTrainingModule(pl.LightningModule):
@@ -83,6 +91,8 @@ class ZettTrainingModule(pl.LightningModule):
             raise ValueError(f"loss.balance={balance!r} is not supported; use one of {BALANCE_MODES}")
         self.balance, self.base_tokenizer = balance, base_tokenizer
         self._teacher_space: torch.Tensor | None = None
+        # zett.training.teacher_cache.TeacherCache of the fixed span set (train() attaches it), or None
+        self.teacher_cache = None
         self.hypernet = hypernet
         self.losses = nn.ModuleDict(losses)
         self.optimizer_cfg, self.scheduler_cfg = dict(optimizer or {}), dict(scheduler or {})
@@ -106,7 +116,15 @@ class ZettTrainingModule(pl.LightningModule):
         self._softcap = getattr(cfg, "final_logit_softcapping", None)
         self._val_embeddings: dict[int, tuple] = {}
         self._val_sums: dict[int, torch.Tensor] = {}
+        # per-batch (nll, bytes) of this validation and, by name, of the previous one: standard errors
+        self._val_units: dict[int, list[torch.Tensor]] = {}
+        self._prev_units: dict[str, torch.Tensor] = {}
         self.val_history: list[dict] = []
+        # what the run has spent, for learning curves over cost: this process's CPU time (all its threads; with
+        # data.num_workers > 0 the workers' is not included) without validation, plus earlier processes' (from
+        # the checkpoint), and the student tokens trained on
+        self._cpu = {"before": 0.0, "validation": 0.0, "val_start": 0.0}
+        self.tokens_seen = 0
         if nonfinite_check_every is not None and int(nonfinite_check_every) < 1:
             raise ValueError(f"nonfinite_check_every must be >= 1 (steps), got {nonfinite_check_every}")
         self.nonfinite_check_every = None if nonfinite_check_every is None else int(nonfinite_check_every)
@@ -161,6 +179,14 @@ class ZettTrainingModule(pl.LightningModule):
         base = self.base_model
         dtype = next(base.parameters()).dtype
         return adapter.hidden_states(base, inputs_embeds.to(dtype), attention_mask)
+
+    def base_hidden_at(self, inputs_embeds: torch.Tensor, attention_mask, layer: int) -> torch.Tensor:
+        """inputs_embeds [B, T, d] -> states [B, T, d] after the base's first ``layer`` layers (the cut model)."""
+        from zett.models import adapter
+
+        base = self.base_model
+        dtype = next(base.parameters()).dtype
+        return adapter.hidden_states_at(base, inputs_embeds.to(dtype), attention_mask, layer)
 
     # ------------------------------------------------------------------ hypernetwork
     def predict(self, surface_ids, surface_mask, special=None, buckets=None, overflow_ids=None,
@@ -289,8 +315,13 @@ class ZettTrainingModule(pl.LightningModule):
         return sum(w * v for w, v in zip(weights, values, strict=True))
 
     # ------------------------------------------------------------------ training
+    def cpu_seconds(self) -> float:
+        """Process CPU seconds spent on this run so far, validation excluded (earlier processes included)."""
+        return self._cpu["before"] + time.process_time() - self._cpu["validation"]
+
     def training_step(self, batch, batch_idx):
         self._record_sampler_state(batch.pop("sampler_state", None))
+        self.tokens_seen += int(batch.get("n_tokens", 0))
         step = self.global_step
         ctx = StepContext(self, batch, step)
         names, values, logs = [], [], {}
@@ -358,8 +389,10 @@ class ZettTrainingModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
+        self._cpu["val_start"] = time.process_time()
         self._val_embeddings.clear()
         self._val_sums.clear()
+        self._val_units.clear()
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         # The hypernetwork does not change during validation: predict each fixed vocabulary once.
@@ -372,8 +405,10 @@ class ZettTrainingModule(pl.LightningModule):
         nll, count = ctx.token_nll()
         sums = torch.stack([nll.sum().double(), count.double(), batch["n_bytes"].to(nll.device).double()])
         self._val_sums[dataloader_idx] = self._val_sums.get(dataloader_idx, 0) + sums
+        self._val_units.setdefault(dataloader_idx, []).append(sums[[0, 2]])  # per batch: (nll, bytes)
 
     def on_validation_epoch_end(self) -> None:
+        self._cpu["validation"] += time.process_time() - self._cpu["val_start"]  # not a training cost
         metrics = {}
         for idx in range(len(self.val_names)):
             sums = self._val_sums.get(idx, torch.zeros(3, dtype=torch.float64, device=self.device))
@@ -383,14 +418,34 @@ class ZettTrainingModule(pl.LightningModule):
             metrics[f"val/{name}/loss"] = nll / max(count, 1.0)
             if self.objective == "clm":
                 metrics[f"val/{name}/bpb"] = nll / LN2 / max(n_bytes, 1.0)
+                metrics.update(self._standard_errors(name, self._val_units.get(idx)))
         if metrics:
             bpb = [v for k, v in metrics.items() if k.endswith("/bpb")]
             if bpb:
                 metrics["val/bpb"] = sum(bpb) / len(bpb)
+            for stat in ("bpb_se", "delta_se"):  # of the mean over pairs (independent texts)
+                ses = [v for k, v in metrics.items() if k.endswith(f"/{stat}")]
+                if ses and len(ses) == len(bpb):
+                    metrics[f"val/{stat}"] = math.sqrt(sum(v * v for v in ses)) / len(ses)
             self.log_dict(metrics, sync_dist=False, rank_zero_only=False)
             if not self.trainer.sanity_checking:
-                self.val_history.append({"step": int(self.global_step), **metrics})
+                self.val_history.append({"step": int(self.global_step), "cpu_seconds": round(self.cpu_seconds(), 1),
+                                         "tokens_seen": self.tokens_seen, **metrics})
         self._val_embeddings.clear()
+
+    def _standard_errors(self, name: str, units: list[torch.Tensor] | None) -> dict:
+        """``bpb_se`` of a pair over its validation batches, and ``delta_se`` of the change since this run's
+        previous validation, paired batch by batch (the same texts): the one to compare two validations by."""
+        if not units or len(units) < 2 or (self._trainer is not None and self.trainer.world_size > 1):
+            return {}  # with several ranks each holds a part of the batches: no per-batch view here
+        u = torch.stack(units).double().cpu()  # [n, 2] (nll nats, bytes)
+        out = {f"val/{name}/bpb_se": ratio_se(u[:, 0], u[:, 1]) / LN2}
+        prev = self._prev_units.get(name)
+        if prev is not None and torch.equal(prev[:, 1], u[:, 1]):
+            out[f"val/{name}/delta_se"] = ratio_se(u[:, 0] - prev[:, 0], u[:, 1]) / LN2
+        if self._trainer is None or not self.trainer.sanity_checking:
+            self._prev_units[name] = u
+        return out
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
@@ -404,10 +459,15 @@ class ZettTrainingModule(pl.LightningModule):
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if not (k.startswith("hypernet.") or k.startswith("losses."))]:
             del state[key]
-        checkpoint["zett"] = {"hypernet_config": self.hypernet.config.to_dict(), "val_history": self.val_history}
+        checkpoint["zett"] = {"hypernet_config": self.hypernet.config.to_dict(), "val_history": self.val_history,
+                              "cpu_seconds": self.cpu_seconds(), "tokens_seen": self.tokens_seen}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.val_history = list(checkpoint.get("zett", {}).get("val_history", []))
+        zett = checkpoint.get("zett", {})
+        self.val_history = list(zett.get("val_history", []))
+        self.tokens_seen = int(zett.get("tokens_seen", 0))
+        # this process's CPU time so far (building the model, the cache) counts; the earlier processes' adds
+        self._cpu["before"] = float(zett.get("cpu_seconds", 0.0))
 
     def export_hypernet(self, out_dir: str | Path) -> Path:
         """Save the hypernetwork with ``save_pretrained`` (safetensors) into ``out_dir``."""

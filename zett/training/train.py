@@ -155,6 +155,7 @@ def build(cfg, run_dir: Path):
         ce_max_chunk_elements=int(cfg.ce_max_chunk_elements), seed=int(cfg.seed),
         balance=str(cfg.loss.balance), base_tokenizer=tokenizer,
         **_throughput_options(cfg))
+    attach_teacher_cache(cfg, base, tokenizer, losses, module, datamodule)
     loggers = _instantiate_all(cfg.logger)
     callbacks = _instantiate_all(cfg.callbacks)
     from zett.training.checkpoint import ValidationSummary
@@ -171,6 +172,28 @@ def build(cfg, run_dir: Path):
     callbacks.append(RequirePredictedTokens(objective, cfg.data.get("span_chars")))  # no token to predict: stop
     trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(run_dir))
     return base, tokenizer, module, datamodule, trainer
+
+
+def attach_teacher_cache(cfg, base, tokenizer, losses: dict, module, datamodule) -> None:
+    """Latents terms at a layer read the teacher's states from a cache of the fixed span set (built on first use,
+    then reused by every run with the same key); without ``data.fixed_spans`` the teacher runs every step."""
+    from zett.cli.errors import UserError
+    from zett.models import adapter
+
+    layers = sorted({t.layer for t in losses.values() if getattr(t, "layer", None) is not None and t.weight})
+    if not layers:
+        return
+    n_layers = len(adapter.decoder_layers(base))
+    if layers[-1] >= n_layers:
+        raise UserError(f"loss.layer={layers[-1]} is invalid for this base model ({n_layers} layers): give a layer "
+                        f"in 1..{n_layers - 1}, or null for the full model's final states")
+    if not datamodule.fixed_spans:
+        log.warning("loss.layer=%s without data.fixed_spans: the teacher runs every step (no cache)", layers)
+        return
+    from zett.training.teacher_cache import TeacherCache
+
+    module.teacher_cache = TeacherCache.build_or_open(
+        base, tokenizer, datamodule.fixed_span_texts(), layers, datamodule.block_size, cfg.loss.teacher_cache)
 
 
 def _throughput_options(cfg) -> dict:
@@ -240,6 +263,8 @@ def train(cfg) -> dict:
         if "train/loss" in trainer.callback_metrics else None,
         "hypernet": str(exported) if exported else None,
         "hypernet_digest": params_digest(module.hypernet),
+        "cpu_seconds": round(module.cpu_seconds(), 1),
+        "tokens_seen": module.tokens_seen,
         "world_size": int(trainer.world_size),
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
