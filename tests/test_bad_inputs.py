@@ -158,6 +158,7 @@ TRANSFER_CASES = {
     "base-tokenizer-of-another-model": (["base_tokenizer={files}/other-tok"], "base_tokenizer"),
     "unknown-key": (["no_such_key=1"], "no_such_key"),
     "hypernet-flipped-bit": (["method=hypernet", "hypernet_path={flipped}"], "hypernet_path"),
+    "omp-candidates-zero": (["method=omp", "omp.candidates=0"], "omp.candidates"),
 }
 
 
@@ -271,6 +272,8 @@ EVAL_CASES = {
     "device": (["device=tpu"], "device"),
     "base-tokenizer-of-another-model": (["methods=[original]", "base_tokenizer={files}/other-tok"], "base_tokenizer"),
     "task-limit-zero": (["task_limit=0"], "task_limit"),
+    "bootstrap-negative": (["bootstrap=-1"], "bootstrap"),
+    "omp-k-zero": (["methods=[omp]", "donor_model=gpt2", "omp.k=0"], "omp.k"),
     "plus-misspelt-key": (["+task_limt=5"], "task_limt is not a setting of zett-eval (not in EvalConfig); did you "
                                             "mean task_limit?"),
     "task-limit-negative": (["task_limit=-1"], "task_limit"),

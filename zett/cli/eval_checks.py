@@ -85,6 +85,14 @@ def check_eval_config(c: dict) -> None:
     positive(c, "stride", allow_none=True)
     positive(c, "batch_size", example=8)
     positive(c, "task_limit", allow_none=True, example=100)
+    bootstrap = c.get("bootstrap")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
+        raise UserError(f"bootstrap={bootstrap!r} is invalid: give the number of resamples, an integer >= 0 (0: no "
+                        "intervals), e.g. bootstrap=1000")
+    if "omp" in methods:
+        from zett.cli.validate import check_omp
+
+        check_omp(c["omp"])
     prefix = c.get("prefix")
     if not isinstance(prefix, str) or not prefix:
         raise UserError(f"prefix={prefix!r} is invalid: use bos, eos, none or a token string of every tokenizer")

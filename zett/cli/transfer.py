@@ -97,6 +97,10 @@ def transfer_from_config(cfg: DictConfig) -> Path:
     check_output_dir(output_dir, overwrite)
     chunk_size = int(positive(c, "chunk_size"))
     max_pieces = positive(c, "max_pieces", allow_none=True)
+    if method == "omp":
+        from zett.cli.validate import check_omp
+
+        check_omp(c["omp"])
     if method == "hypernet" and c["hypernet_path"]:  # none given: the one shipped for the base (checked below)
         check_hypernet_dir(c["hypernet_path"])
     check_tokenizer(target, "target_tokenizer")

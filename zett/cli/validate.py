@@ -154,6 +154,13 @@ def check_base_model(node) -> None:
                         "target_tokenizer=)")
 
 
+def check_omp(omp: dict) -> None:
+    """``omp.*`` (method omp): anchors per token, tokens per solve, preselected candidates (null: all)."""
+    positive(omp, "k", "omp.", example=64)
+    positive(omp, "batch_size", "omp.", example=256)
+    positive(omp, "candidates", "omp.", allow_none=True, example=256)
+
+
 def check_declared(cfg, command: str) -> None:
     """Refuse a key of the composed ``cfg`` that the ``command``'s schema does not declare: Hydra's ``+key=value``
     adds one without looking at the schema, so a misspelt ``+task_limt=5`` would otherwise be ignored. Keys added to
