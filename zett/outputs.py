@@ -3,6 +3,9 @@
 ``check_output_dir(path, overwrite)`` refuses a non-empty directory unless ``overwrite`` (call it before any slow
 work). ``atomic_dir(path, overwrite)`` yields a temporary sibling ``.<name>.tmp-<pid>-<random>``; on success it
 is renamed into place (an existing directory is moved aside first and deleted after), on failure it is deleted.
+A finished result that cannot take its place (another process created the directory meanwhile, or the rename
+fails) is kept beside it as ``<name>.zett-<pid>`` and the error says so; ``check_output_dir`` refuses a mount point
+(it cannot be renamed over) before any work.
 A process killed with SIGKILL leaves only the hidden sibling, which the next ``atomic_dir`` next to it removes
 (its pid is dead). Files get the user's umask: safetensors and transformers write through private temporary files
 (mode 0600), which is fixed after writing.
