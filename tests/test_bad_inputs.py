@@ -775,12 +775,18 @@ def test_a_run_with_nothing_to_predict_stops_and_exports_nothing(tmp_path, monke
     """data.span_chars=1: every span is one token, a causal model has nothing to predict, every loss term would be
     0; the run stops before its first optimizer step with exit 2 and exports nothing (issue 21, item 7)."""
     run = tmp_path / "run"
-    code, err = call("zett.cli.train", "zett-train", ["experiment=debug", "data.span_chars=1", "logger=none",
-                                                       "validate_at_start=false", f"hydra.run.dir={run}"],
+    code, err = call("zett.cli.train", "zett-train", ["experiment=debug", "data.span_chars=1", "logger=csv",
+                                                       "data.validation.n_sequences=2", f"hydra.run.dir={run}"],
                      monkeypatch, capsys)
     assert code == 2 and "Traceback" not in err, err[-2000:]
     assert "data.span_chars=1" in err.strip().splitlines()[-1]
     assert not (run / "hypernet").exists() and not (run / "checkpoints").exists()
+    from omegaconf import OmegaConf
+
+    from zett.training.rundir import check_run_dir, previous_run
+
+    assert previous_run(run) == []  # what it wrote before its first step is gone: the fixed rerun is not refused
+    assert check_run_dir(OmegaConf.create({"ckpt_path": None, "overwrite": False}), run) == []
 
 
 

@@ -252,6 +252,12 @@ def train(cfg) -> dict:
 
         stopped(trainer, module, run_dir, {"initial_validation": initial, "wall_seconds":
                                            round(time.perf_counter() - t0, 1)})
+    except Exception:
+        if not ckpt_path and trainer.global_step == 0 and not rundir.launched_rank():
+            # failed before its first step: nothing of it is worth keeping (no checkpoint, no trained weights),
+            # and rerunning once the setting is fixed must not be refused as "already holds a run"
+            rundir.clear_run_dir(run_dir, rundir.previous_run(run_dir))
+        raise
 
     exported = _export(trainer, module, run_dir / "hypernet") if cfg.export else None
     summary = {
