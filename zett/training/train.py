@@ -229,8 +229,10 @@ def train(cfg) -> dict:
     # deletes the previous run only now): the corpora and validation texts, and the optimizer and its schedule.
     datamodule.setup("fit")  # idempotent: Lightning's own call during fit finds it done
     module.configure_optimizers()
+    fresh = False  # the directory holds nothing of an earlier run (none, or overwrite=true deleted it)
     if not rundir.launched_rank():
         rundir.clear_run_dir(run_dir, previous)
+        fresh = not rundir.previous_run(run_dir)  # an HPC requeue or a resume keeps its run's artefacts
         start_run(run_dir)
     rundir.save_hydra_config(cfg)  # only now: a refused run leaves the previous run's .hydra/ as it was
 
@@ -253,7 +255,7 @@ def train(cfg) -> dict:
         stopped(trainer, module, run_dir, {"initial_validation": initial, "wall_seconds":
                                            round(time.perf_counter() - t0, 1)})
     except Exception:
-        if not ckpt_path and trainer.global_step == 0 and not rundir.launched_rank():
+        if fresh and not ckpt_path and trainer.global_step == 0:
             # failed before its first step: nothing of it is worth keeping (no checkpoint, no trained weights),
             # and rerunning once the setting is fixed must not be refused as "already holds a run"
             rundir.clear_run_dir(run_dir, rundir.previous_run(run_dir))
