@@ -52,8 +52,12 @@ test-fast: setup
 	$(BIN)/zett-assets fetch --all
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs -m "not slow and not gpu" tests
 
+# `make bench` runs every benchmark; `make bench BENCH=cpu_stage1` runs benchmarks/bench_cpu_stage1.py alone.
+BENCH ?=
 bench: setup
-	@for f in benchmarks/*.py; do echo "# $$f" >&2; HF_HUB_OFFLINE=1 $(BIN)/python $$f || exit 1; done
+	@for f in $(if $(BENCH),benchmarks/bench_$(BENCH).py,benchmarks/*.py); do \
+		test -f $$f || { echo "no benchmark $$f (see benchmarks/)" >&2; exit 2; }; \
+		echo "# $$f" >&2; HF_HUB_OFFLINE=1 $(BIN)/python $$f || exit 1; done
 
 # The README's first command: train a hypernetwork for SmolLM2 on CPU, transfer, evaluate against the original
 # tokenizer, FVT and the hypernetwork shipped with zett (zett/hypernets/smollm2-135m), print the table.

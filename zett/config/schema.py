@@ -187,6 +187,7 @@ class TrainerConfig:
     num_sanity_val_steps: int = 0
     gradient_clip_val: float | None = 0.1
     gradient_clip_algorithm: str = "norm"
+    accumulate_grad_batches: int = 1  # batches per optimizer step (tokens per update = this x batch x block)
     log_every_n_steps: int = 10
     enable_model_summary: bool = False
     enable_progress_bar: bool = True

@@ -180,8 +180,9 @@ class ZettDataModule(pl.LightningDataModule):
                 self._warmup_texts(), self.state_every if self.num_workers > 0 else 0, self._sampler_states,
                 teacher=self._teacher(), n_base_rows=self.n_base_rows, state_dir=self._sampler_state_dir(),
                 bucket_chunks=self.bucket_chunks)
-        if self.fixed_spans:  # a resumed run continues the epoch order where it stopped
-            stream = FixedSpanStream(self.fixed_span_texts(), self.batch_size, self.seed, rank, world, offset=step)
+        if self.fixed_spans:  # a resumed run continues the epoch order at the batch where it stopped
+            batches = step * int(getattr(self.trainer, "accumulate_grad_batches", 1) or 1) if step else 0
+            stream = FixedSpanStream(self.fixed_span_texts(), self.batch_size, self.seed, rank, world, offset=batches)
             return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
                                                num_workers=self.num_workers, pin_memory=self.pin_memory,
                                                persistent_workers=self.num_workers > 0)
