@@ -70,7 +70,9 @@ def _train_one_step(tmp_path: Path, *overrides: str) -> dict:
 # the other groups' options that run along with a loss (each exactly once)
 ALONG = {"alm": ["callbacks=default", "trainer.enable_progress_bar=true", "logger=tensorboard"], "clm": ["debug=anomaly"],
          "clm_alm_latents": ["debug=default", "trainer.max_steps=1", "trainer.val_check_interval=1"],
-         "clm_lexical_alm": ["scheduler=zett", "scheduler.warmup_steps=[1]"], "mlm": []}
+         "clm_lexical_alm": ["scheduler=zett", "scheduler.warmup_steps=[1]"], "mlm": [],
+         # the cut model at layer 1 of the tiny base, its teacher cache over a fixed span set
+         "latents": ["loss.layer=1", "data.fixed_spans=8", "data.n_vocab_subsample=1"]}
 
 
 @pytest.mark.parametrize("option", [o for o in options("loss") if o not in COVERED["loss"]])
@@ -80,7 +82,11 @@ def test_loss_option_trains_one_step(option, tmp_path, masked_dir):
     if option == "mlm":
         extra += [f"base_model.path={masked_dir}", "base_model.name=tiny-bert", "base_model.kind=masked",
                   "data.validation.pairs=[[base,botchan]]"]
+    if option == "latents":  # the cache in the test's own folder, not under $ZETT_HOME
+        extra.append(f"loss.teacher_cache={tmp_path / 'cache'}")
     summary = _train_one_step(tmp_path / "run", f"loss={option}", *extra)
+    if option == "latents":
+        assert (tmp_path / "cache" / "meta.json").is_file()
     if option == "alm":  # callbacks=default: the checkpoint callback and the tensorboard logger did their work
         assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
         assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
