@@ -14,6 +14,7 @@ A process killed with SIGKILL leaves only the hidden sibling, which the next ``a
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -222,3 +223,15 @@ def write_text_atomic(path, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (created if absent) for the duration of the block: processes that
+    fetch or build the same thing wait for each other instead of writing it twice."""
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

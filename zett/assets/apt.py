@@ -8,12 +8,12 @@ apt checks what it downloads against the sha256 of the mirror's signed index, wi
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import subprocess
 from pathlib import Path
+
+from zett.outputs import file_lock
 
 # private apt dirs this process refreshed (at most one `apt-get update` each) -> the error of a failed refresh or ""
 _REFRESHED: dict[str, str] = {}
@@ -57,23 +57,13 @@ def tail(r: subprocess.CompletedProcess, n: int = 300) -> str:
     return " ".join((r.stderr or r.stdout or "").split())[-n:]
 
 
-@contextlib.contextmanager
-def _locked(d: Path):
-    with open(d / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def refresh_lists(asset: str) -> None:
     """Refresh the private package lists, once per process (later calls return at once)."""
     d = apt_dir()
     if str(d) not in _REFRESHED:
         for sub in ("lists/partial", "cache/archives/partial"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        with _locked(d):
+        with file_lock(d / ".lock"):
             if str(d) not in _REFRESHED:
                 r = run("apt-get", ["update", "-q"], private=True, asset=asset)
                 _REFRESHED[str(d)] = "" if r.returncode == 0 else tail(r)

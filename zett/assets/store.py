@@ -13,8 +13,6 @@ re-hashed, and a mismatch makes the asset fetch again.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from zett.assets.registry import REGISTRY, Asset, Package
+from zett.outputs import file_lock
 
 MANIFEST = ".zett-asset.json"
 _CHUNK = 1 << 20
@@ -318,15 +317,8 @@ def remove_partial_builds(name: str) -> list[Path]:
     return removed
 
 
-@contextlib.contextmanager
 def _lock(name: str):
-    lock_dir = _writable_home(name)
-    with open(lock_dir / f".{name}.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(_writable_home(name) / f".{name}.lock")
 
 
 def licence_notice(name: str) -> str:
