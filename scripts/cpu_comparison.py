@@ -7,7 +7,8 @@ Each ``--arm NAME=RUN_DIR,RESULTS[:cpu_seconds=N]``: RUN_DIR is a ``zett-train``
 ``summary.json`` gives the learning curve: step, process CPU seconds without validation, student tokens seen and
 held-out bits per byte with standard errors at every validation); RESULTS is a ``zett-eval`` ``results.json`` on
 the test splits with the ``original``, ``fvt`` and one trained method (``hypernet`` or ``shipped``); an empty
-RUN_DIR takes the CPU seconds given after the colon (a run from before zett recorded them). Writes
+RUN_DIR takes the CPU seconds given after the colon (a run from before zett recorded them); an empty RESULTS
+leaves the arm without test numbers (stopped on its validation curve). Writes
 ``{"arms": [{"name", "cpu_seconds", "tokens_seen", "curve", "test_bpb": {pair: value}, "gap_closed": {pair:
 share}, "mean_gap_closed"}]}`` and prints a markdown table.
 """
@@ -64,7 +65,7 @@ def arm(spec: str) -> dict:
                    curve=points)
     else:
         out.update(cpu_seconds=float(extra.split("=")[1]) if extra else None, tokens_seen=None, curve=[])
-    bpb, gap = test_cells(Path(results))
+    bpb, gap = test_cells(Path(results)) if results else ({}, {})  # an arm stopped without a test evaluation
     out.update(test_bpb=bpb, gap_closed=gap,
                mean_gap_closed=round(sum(gap.values()) / len(gap), 4) if gap else None)
     return out
@@ -85,7 +86,8 @@ def main(argv=None) -> int:
                  for k in pairs]
         cpu = "–" if a["cpu_seconds"] is None else f"{a['cpu_seconds'] / 60:.0f}"
         tokens = "–" if not a["tokens_seen"] else f"{a['tokens_seen']:,}"
-        print(f"| {a['name']} | {cpu} | {tokens} | " + " | ".join(cells) + f" | {a['mean_gap_closed']:.1%} |")
+        mean = "–" if a["mean_gap_closed"] is None else f"{a['mean_gap_closed']:.1%}"
+        print(f"| {a['name']} | {cpu} | {tokens} | " + " | ".join(cells) + f" | {mean} |")
     return 0
 
 
