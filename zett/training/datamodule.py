@@ -126,11 +126,14 @@ class ZettDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.base_tokenizer is None:
             raise ValueError("ZettDataModule needs base_tokenizer (the base model's tokenizer)")
+        self._load_sources()
+        if self._val is None:
+            self._val = self._build_validation()
+
+    def _load_sources(self) -> None:
         if self.sources is None:
             self.sources = [s for spec in self.source_specs for s in load_sources(spec, "train")]
             self.probabilities = mixing_probabilities(self.sources, self.alpha)
-        if self._val is None:
-            self._val = self._build_validation()
 
     def _warmup_texts(self) -> dict[str, list[str]]:
         if self.fixed_spans:  # one mixed domain: its sampler's queue starts with the span set's own text
@@ -183,12 +186,9 @@ class ZettDataModule(pl.LightningDataModule):
         if self.fixed_spans:  # a resumed run continues the epoch order at the batch where it stopped
             batches = step * int(getattr(self.trainer, "accumulate_grad_batches", 1) or 1) if step else 0
             stream = FixedSpanStream(self.fixed_span_texts(), self.batch_size, self.seed, rank, world, offset=batches)
-            return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
-                                               num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                               persistent_workers=self.num_workers > 0)
-        # A resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step.
-        stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
-                                 rank, world, self.separator, self.monolingual, offset=step)
+        else:  # a resumed run continues on a fresh (but deterministic) text stream: offset = the resumed step
+            stream = TextBatchStream(self.sources, self.probabilities, self.batch_size, self.span_chars, self.seed,
+                                     rank, world, self.separator, self.monolingual, offset=step)
         return torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=self.collator,
                                            num_workers=self.num_workers, pin_memory=self.pin_memory,
                                            persistent_workers=self.num_workers > 0)
@@ -199,9 +199,7 @@ class ZettDataModule(pl.LightningDataModule):
             raise DataConfigError("this run streams its training text (data.fixed_spans is null): there is no fixed "
                                   "span set; set data.fixed_spans to a number of spans")
         if self._fixed_texts is None:
-            if self.sources is None:
-                self.sources = [s for spec in self.source_specs for s in load_sources(spec, "train")]
-                self.probabilities = mixing_probabilities(self.sources, self.alpha)
+            self._load_sources()
             self._fixed_texts = draw_fixed_spans(self.sources, self.probabilities, self.fixed_spans,
                                                  self.span_chars, self.seed, self.separator)
         return self._fixed_texts
