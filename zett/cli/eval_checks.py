@@ -145,12 +145,13 @@ def check_eval_config(c: dict) -> None:
     tasks = _as_list(c.get("tasks"), "tasks")
     if tasks:  # every task.json read now, not after the models were transferred and scored
         from zett.eval.bigbench import BigBenchError, load_task
+        from zett.eval.runner import EvalConfigError
 
         for t in tasks:
             try:
                 load_task(t, c.get("task_root"))
-            except BigBenchError as e:
-                raise UserError(f"tasks: {e}") from e
+            except BigBenchError as e:  # the same error type evaluate() raises for it
+                raise EvalConfigError(f"tasks: {e}") from e
     if c.get("base_tokenizer"):
         check_tokenizer(c["base_tokenizer"], "base_tokenizer")
     check_base_model(c.get("base_model"))
