@@ -6,11 +6,11 @@ import hashlib
 import json
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakedeb import build_deb
 
 from zett import assets
 from zett.assets import apt, corpora
@@ -61,17 +61,7 @@ elif command == "show":
 
 
 def _deb(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    root = tmp_path / "pkgroot"
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    (root / "DEBIAN").mkdir()
-    (root / "DEBIAN" / "control").write_text(
-        "Package: fake-doc\nVersion: 2.0-1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n")
-    deb = tmp_path / "fake.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)], check=True,
-                   capture_output=True)
-    return deb
+    return build_deb(tmp_path, files, "2.0-1")
 
 
 @pytest.fixture

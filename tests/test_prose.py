@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakedeb import build_deb
 
 from zett import assets
 from zett.assets import corpora, debian
@@ -233,18 +234,9 @@ def _doc_files() -> dict[str, str]:
 
 
 def _fake_deb(tmp_path: Path) -> Path:
-    root = tmp_path / "pkgroot"
-    for rel, text in _doc_files().items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(gzip.compress(text.encode(), mtime=0) if rel.endswith(".gz") else text.encode())
-    (root / "DEBIAN").mkdir()
-    (root / "DEBIAN" / "control").write_text(
-        "Package: fake-doc\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n")
-    deb = tmp_path / "fake-doc_1.0-1_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(root), str(deb)], check=True,
-                   capture_output=True)
-    return deb
+    files = {rel: gzip.compress(text.encode(), mtime=0) if rel.endswith(".gz") else text.encode()
+             for rel, text in _doc_files().items()}
+    return build_deb(tmp_path, files, "1.0-1", "fake-doc_1.0-1_all.deb")
 
 
 @pytest.fixture
