@@ -122,16 +122,17 @@ class TeacherCache:
 
     @classmethod
     def build(cls, base_model, base_tokenizer, texts: list[str], layers, block_size: int, directory,
-              batch_size: int = 16, progress: bool = True) -> TeacherCache:
+              batch_size: int = 16, progress: bool = True, key: CacheKey | None = None) -> TeacherCache:
         """Run the base model cut after ``max(layers)`` over ``texts`` (base tokenization, ``block_size`` tokens)
-        and store the states of ``layers``. Deterministic: same inputs, same bytes."""
+        and store the states of ``layers``. Deterministic: same inputs, same bytes. key: ``cache_key`` of these
+        inputs when the caller has it (it hashes the spans and the tokenizer)."""
         from tqdm.auto import tqdm
 
         from zett.models import adapter
         from zett.outputs import atomic_dir
         from zett.training.collator import encode_texts
 
-        key = cache_key(base_model, base_tokenizer, texts, block_size, layers)
+        key = key or cache_key(base_model, base_tokenizer, texts, block_size, layers)
         directory = Path(directory)
         wall, cpu = time.perf_counter(), time.process_time()
         n, d = len(texts), adapter.source_embeddings(base_model).shape[1]
@@ -188,7 +189,7 @@ class TeacherCache:
         if directory.exists() and any(directory.iterdir()):
             raise TeacherCacheError(f"loss.teacher_cache={directory} exists and is not a teacher cache; give an "
                                     "empty or new directory, or leave it null")
-        return cls.build(base_model, base_tokenizer, texts, layers, block_size, directory, **kwargs)
+        return cls.build(base_model, base_tokenizer, texts, layers, block_size, directory, key=key, **kwargs)
 
     # ------------------------------------------------------------------ read
     def scale(self, layer: int) -> torch.Tensor:
